@@ -1,0 +1,85 @@
+"""Per-layer uniform scalar quantization of (params − reference), and its inverse.
+
+Each parameter tensor (a layer's kernel, a layer's bias) gets its own step from its dynamic range:
+step = (max d − min d) / (levels − 1), d = w − reference. The quantizer is mid-tread (q = round(d / step)), so
+a zero difference stays exactly zero (what differential coding from a good init produces most) and the error
+is at most step / 2. q spans `levels` values (one more at most, when the range straddles zero unevenly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+MIN_LOG2_LEVELS, MAX_LOG2_LEVELS = 2, 12
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedTensor:
+    name: str  # the pytree path, e.g. "layer_00/kernel"
+    shape: tuple
+    step: np.float32
+    symbols: np.ndarray  # int64, row-major flattening of `shape`
+
+    @property
+    def kind(self) -> int:
+        return context_kind(self.name)
+
+
+def context_kind(name: str) -> int:
+    """Context set for the entropy coder: kernels and biases have different statistics."""
+    return 1 if name.endswith("bias") else 0
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def flatten(params) -> list[tuple[str, np.ndarray]]:
+    """(name, array) per leaf, in the pytree's deterministic (sorted-key) order."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+    return [(_path_name(p), np.asarray(x)) for p, x in leaves]
+
+
+def check_levels(levels: int) -> int:
+    levels = int(levels)
+    if levels < (1 << MIN_LOG2_LEVELS) or levels > (1 << MAX_LOG2_LEVELS):
+        raise ValueError(f"levels must be in [{1 << MIN_LOG2_LEVELS}, {1 << MAX_LOG2_LEVELS}], got {levels}")
+    return levels
+
+
+def layer_step(diff: np.ndarray, levels: int) -> np.float32:
+    lo, hi = float(diff.min()), float(diff.max())
+    if hi > lo:
+        step = np.float32((hi - lo) / (levels - 1))
+    else:  # a constant tensor: one level represents it exactly
+        step = np.float32(abs(lo) if lo != 0 else 1.0)
+    return step if step > 0 else np.float32(np.finfo(np.float32).tiny)
+
+
+def quantize(params, reference, levels: int) -> list[QuantizedTensor]:
+    """Quantizes params − reference per tensor. `reference` has the same structure (zeros for direct coding)."""
+    levels = check_levels(levels)
+    out = []
+    for (name, w), (ref_name, r) in zip(flatten(params), flatten(reference)):
+        if name != ref_name or w.shape != r.shape:
+            raise ValueError(f"reference does not match the network at {name} ({ref_name}, {r.shape} vs {w.shape})")
+        diff = w.astype(np.float64) - r.astype(np.float64)
+        step = layer_step(diff, levels)
+        q = np.rint(diff / np.float64(step)).astype(np.int64).ravel()
+        out.append(QuantizedTensor(name=name, shape=tuple(w.shape), step=step, symbols=q))
+    return out
+
+
+def dequantize(quantized: list[QuantizedTensor], reference):
+    """reference + q·step, in float32, with the reference's pytree structure."""
+    ref_leaves, treedef = jax.tree_util.tree_flatten(reference)
+    if len(ref_leaves) != len(quantized):
+        raise ValueError(f"{len(quantized)} quantized tensors for a reference with {len(ref_leaves)}")
+    leaves = []
+    for qt, r in zip(quantized, ref_leaves):
+        r = np.asarray(r, np.float32)
+        leaves.append(r + (qt.symbols.reshape(qt.shape).astype(np.float32) * qt.step).astype(np.float32))
+    return jax.tree_util.tree_unflatten(treedef, leaves)

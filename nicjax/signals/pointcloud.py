@@ -1,0 +1,176 @@
+"""Point clouds: PLY in and out (plyfile), validation, voxelization, coordinate normalisation, geometry id.
+
+Nothing else in nicjax knows the PLY format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zlib
+
+import numpy as np
+import plyfile
+
+from nicjax.errors import NicError
+
+_COLOUR_NAMES = ("red", "green", "blue")
+
+
+@dataclasses.dataclass
+class PointCloud:
+    xyz: np.ndarray  # (N, 3) float64
+    rgb: np.ndarray  # (N, 3) uint8 or uint16
+    
+    @property
+    def num_points(self) -> int:
+        return int(self.xyz.shape[0])
+
+    @property
+    def colour_bits(self) -> int:
+        return 16 if self.rgb.dtype == np.uint16 else 8
+
+
+def _read_vertices(path: str):
+    if not os.path.isfile(path):
+        raise NicError(f"{path}: no such file")
+    try:
+        ply = plyfile.PlyData.read(path)
+    except Exception as e:  # plyfile raises several types for malformed files
+        raise NicError(f"{path}: not a readable PLY file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    if "vertex" not in [el.name for el in ply.elements]:
+        raise NicError(f"{path}: PLY file has no 'vertex' element")
+    v = ply["vertex"].data
+    names = v.dtype.names or ()
+    missing = [n for n in ("x", "y", "z") if n not in names]
+    if missing:
+        raise NicError(f"{path}: vertices lack coordinate properties {', '.join(missing)}")
+    if len(v) == 0:
+        raise NicError(f"{path}: point cloud is empty")
+    xyz = np.stack([np.asarray(v[n], dtype=np.float64) for n in ("x", "y", "z")], axis=1)
+    if not np.isfinite(xyz).all():
+        bad = int((~np.isfinite(xyz)).any(axis=1).sum())
+        raise NicError(f"{path}: {bad} point(s) have non-finite (NaN/inf) coordinates")
+    return v, names, xyz
+
+
+def read_geometry(path: str) -> np.ndarray:
+    """(N, 3) float64 coordinates of a PLY file; colours, if any, are ignored."""
+    return _read_vertices(path)[2]
+
+
+def read_ply(path: str) -> PointCloud:
+    """Reads a coloured point cloud (float or integer coordinates, uchar or ushort colours, ASCII or binary)."""
+    v, names, xyz = _read_vertices(path)
+    missing = [n for n in _COLOUR_NAMES if n not in names]
+    if missing:
+        raise NicError(f"{path}: vertices have no colour (missing {', '.join(missing)} properties)")
+    kinds = {v.dtype[n] for n in _COLOUR_NAMES}
+    if any(k.kind not in "ui" for k in kinds):
+        raise NicError(f"{path}: colour properties must be uchar or ushort, found {sorted(k.name for k in kinds)}")
+    sixteen = any(k.itemsize > 1 for k in kinds)
+    raw = np.stack([np.asarray(v[n], dtype=np.int64) for n in _COLOUR_NAMES], axis=1)
+    top = 65535 if sixteen else 255
+    if raw.min() < 0 or raw.max() > top:
+        raise NicError(f"{path}: colour values outside [0, {top}]")
+    return PointCloud(xyz=xyz, rgb=raw.astype(np.uint16 if sixteen else np.uint8))
+
+
+def write_ply(path: str, xyz: np.ndarray, rgb: np.ndarray, binary: bool = True) -> None:
+    """Writes float32 x,y,z and uchar/ushort red,green,blue; atomically (temp file + rename)."""
+    colour_type = "u2" if rgb.dtype == np.uint16 else "u1"
+    dtype = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")] + [(n, colour_type) for n in _COLOUR_NAMES]
+    vertex = np.empty(len(xyz), dtype=dtype)
+    for i, n in enumerate(("x", "y", "z")):
+        vertex[n] = xyz[:, i]
+    for i, n in enumerate(_COLOUR_NAMES):
+        vertex[n] = rgb[:, i]
+    data = plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")], text=not binary, byte_order="<")
+    atomic_write(path, data.write)
+
+
+def atomic_write(path: str, write_fn) -> None:
+    """Calls write_fn(file) on a temporary file beside `path`, then renames: never a half-written output."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def voxelize(cloud: PointCloud) -> PointCloud:
+    """Rounds coordinates to the integer grid and merges points that share a voxel (colours averaged).
+
+    The output is sorted by voxel (lexicographic x, y, z).
+    """
+    grid = np.rint(cloud.xyz)
+    uniq, inverse, counts = np.unique(grid, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    sums = np.zeros((len(uniq), 3), dtype=np.float64)
+    np.add.at(sums, inverse, cloud.rgb.astype(np.float64))
+    rgb = np.rint(sums / counts[:, None]).astype(cloud.rgb.dtype)
+    return PointCloud(xyz=uniq, rgb=rgb)
+
+
+def voxelize_geometry(xyz: np.ndarray) -> np.ndarray:
+    """The geometry `voxelize` produces, for a decoder that has no colours."""
+    return np.unique(np.rint(xyz), axis=0)
+
+
+def normalisation(xyz: np.ndarray) -> tuple[np.ndarray, float]:
+    """(offset, scale) with (xyz − offset)·scale in [−1, 1]: the bounding box centre and an isotropic scale.
+
+    Both are rounded to float32 because that is how the header stores them; the encoder trains on exactly
+    the coordinates the decoder will compute.
+    """
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+    offset = ((lo + hi) / 2).astype(np.float32)
+    extent = float((hi - lo).max())
+    scale = np.float32(2.0 / extent if extent > 0 else 1.0)
+    # float32 rounding could push an extreme point a hair past ±1: shrink the scale by an ulp or two if so.
+    while np.abs((xyz - offset.astype(np.float64)) * float(scale)).max() > 1.0:
+        scale = np.nextafter(scale, np.float32(0))
+    return offset, float(scale)
+
+
+def normalise(xyz: np.ndarray, offset, scale: float) -> np.ndarray:
+    return ((np.asarray(xyz, np.float64) - np.asarray(offset, np.float64)) * scale).astype(np.float32)
+
+
+def geometry_id(xyz: np.ndarray) -> int:
+    """Order-independent CRC32 of the coordinates: lets the decoder tell that it was given the wrong geometry."""
+    xyz = np.ascontiguousarray(xyz, dtype=np.float64)
+    order = np.lexsort((xyz[:, 2], xyz[:, 1], xyz[:, 0]))
+    return zlib.crc32(np.ascontiguousarray(xyz[order]).astype("<f8").tobytes())
+
+
+def procedural_cloud(num_points: int = 60000, seed: int = 0, bits: int = 9) -> PointCloud:
+    """A coloured voxelized surface (a bumpy sphere with smooth bands and a few sharp stripes).
+
+    The CLI's default input: lets `python -m nicjax.compress` do the whole job on a fresh machine, no data.
+    """
+    rng = np.random.default_rng(seed)
+    size = 1 << bits
+    d = rng.normal(size=(num_points * 2, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    theta = np.arccos(np.clip(d[:, 2], -1, 1))
+    phi = np.arctan2(d[:, 1], d[:, 0])
+    radius = 0.42 * size * (1 + 0.08 * np.sin(5 * theta) * np.cos(3 * phi))
+    xyz = np.rint(size / 2 + d * radius[:, None])
+    xyz, first = np.unique(xyz, axis=0, return_index=True)
+    theta, phi = theta[first], phi[first]
+    r = 128 + 100 * np.sin(2 * theta + phi)
+    g = 128 + 90 * np.cos(3 * phi) * np.sin(theta)
+    b = 128 + 80 * np.cos(4 * theta)
+    stripes = (np.floor(phi * 6 / np.pi) % 2 == 0) & (np.abs(theta - np.pi / 2) < 0.3)
+    rgb = np.stack([r, g, b], axis=1)
+    rgb[stripes] = rgb[stripes] * 0.35 + 20
+    keep = rng.permutation(len(xyz))[:num_points]
+    keep.sort()
+    return PointCloud(xyz=xyz[keep], rgb=np.clip(np.rint(rgb[keep]), 0, 255).astype(np.uint8))
