@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from absl import app
@@ -16,6 +17,7 @@ def fail(message: str, code: int = 1):
 
 def run(main):
     """absl's app.run, with user errors reported as one line on stderr and exit status 1."""
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU found" noise on CPU hosts
 
     def guarded(argv):
         try:

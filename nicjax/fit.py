@@ -28,6 +28,7 @@ class FitConfig:
     steps_per_call: int = 50  # steps fused into one jit-compiled lax.scan between progress updates
 
 
+@functools.lru_cache(maxsize=32)  # the same object for the same config, so the jit cache hits (tx is static)
 def make_optimizer(config: FitConfig) -> optax.GradientTransformation:
     if config.schedule == "cosine":
         lr = optax.cosine_decay_schedule(config.learning_rate, max(config.steps, 1), alpha=config.final_lr_fraction)

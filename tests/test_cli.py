@@ -1,0 +1,105 @@
+"""The command-line tools as a user runs them: real processes, real files, exit codes and one-line errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import smooth_cloud
+from nicjax.signals import pointcloud
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--width", "16", "--depth", "2", "--steps", "100", "--levels", "64", "--noprogress"]
+
+
+def run(module, *args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def error_line(proc):
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    cloud = smooth_cloud(n=1500)
+    pointcloud.write_ply(str(d / "cloud.ply"), cloud.xyz, cloud.rgb)
+    proc = run("nicjax.compress", "cloud.ply", "-o", "cloud.nic", *FAST, cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    assert "bpp" in proc.stdout and "PSNR" in proc.stdout and "encode" in proc.stdout
+    return d, proc.stdout
+
+
+def test_compress_then_decompress(workdir):
+    d, out = workdir
+    proc = run("nicjax.decompress", "cloud.nic", "--geometry", "cloud.ply", "-o", "decoded.ply", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    assert "decode" in proc.stdout
+    original = pointcloud.read_ply(str(d / "cloud.ply"))
+    decoded = pointcloud.read_ply(str(d / "decoded.ply"))
+    np.testing.assert_array_equal(decoded.xyz, original.xyz)
+    # the PSNR the encoder printed is the PSNR of what the decoder wrote, measured independently
+    proc = run("nicjax.metrics", "cloud.ply", "decoded.ply", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    y_metric = float(proc.stdout.split("Y-PSNR")[1].split()[0])
+    y_encoder = float(out.split("PSNR")[1].split()[1])
+    assert abs(y_metric - y_encoder) < 0.01
+    assert (d / "cloud.nic").stat().st_size * 8 / 1500 == pytest.approx(float(out.split("bpp")[1].split()[0]),
+                                                                          abs=1e-3)
+
+
+def test_bad_inputs_give_one_line_and_no_output(workdir, tmp_path):
+    d, _ = workdir
+    u = np.array([1, 2], np.uint8)
+    f = np.array([0.0, 1.0], np.float32)
+    from test_pointcloud import write_raw_ply
+
+    write_raw_ply(tmp_path / "nocolour.ply", {"x": f, "y": f, "z": f})
+    write_raw_ply(tmp_path / "nan.ply", {"x": np.array([np.nan, 1], np.float32), "y": f, "z": f, "red": u,
+                                         "green": u, "blue": u})
+    data = (d / "cloud.nic").read_bytes()
+    (tmp_path / "damaged.nic").write_bytes(data[:40] + bytes([data[40] ^ 0x10]) + data[41:])
+    (tmp_path / "truncated.nic").write_bytes(data[:-7])
+    (tmp_path / "wrong.nic").write_bytes(b"hello world, not a nic file")
+    other = smooth_cloud(n=1500, seed=5)
+    pointcloud.write_ply(str(tmp_path / "other.ply"), other.xyz, other.rgb)
+    cloud_nic = str(d / "cloud.nic")
+    cases = [
+        ("nicjax.compress", [str(tmp_path / "missing.ply"), "-o", "out.nic"], "no such file"),
+        ("nicjax.compress", [str(tmp_path / "nocolour.ply"), "-o", "out.nic"], "no colour"),
+        ("nicjax.compress", [str(tmp_path / "nan.ply"), "-o", "out.nic"], "non-finite"),
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--levels", "3"], "levels"),
+        ("nicjax.decompress", [str(tmp_path / "damaged.nic"), "--geometry", str(d / "cloud.ply"), "-o", "out.ply"],
+         "corrupted"),
+        ("nicjax.decompress", [str(tmp_path / "truncated.nic"), "--geometry", str(d / "cloud.ply"), "-o",
+                               "out.ply"], "truncated"),
+        ("nicjax.decompress", [str(tmp_path / "wrong.nic"), "--geometry", str(d / "cloud.ply"), "-o", "out.ply"],
+         "not a nicjax file"),
+        ("nicjax.decompress", [str(tmp_path / "missing.nic"), "--geometry", str(d / "cloud.ply"), "-o", "out.ply"],
+         "no such file"),
+        ("nicjax.decompress", [cloud_nic, "--geometry", str(tmp_path / "other.ply"), "-o", "out.ply"],
+         "does not match"),
+        ("nicjax.decompress", [cloud_nic, "--geometry", str(tmp_path / "nan.ply"), "-o", "out.ply"], "non-finite"),
+        ("nicjax.decompress", [cloud_nic, "-o", "out.ply"], "--geometry"),
+    ]
+    for module, args, message in cases:
+        proc = run(module, *((FAST if module == "nicjax.compress" else []) + args), cwd=tmp_path)
+        assert proc.returncode != 0, (module, args)
+        assert message in error_line(proc), (message, proc.stderr)
+        assert not (tmp_path / "out.nic").exists() and not (tmp_path / "out.ply").exists()
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_default_run_needs_no_input(tmp_path):
+    proc = run("nicjax.compress", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "procedural" in proc.stdout
+    assert (tmp_path / "procedural.nic").stat().st_size > 100

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from nicjax import codec, fit, siren
+from nicjax.errors import NicError
+from nicjax.signals import pointcloud
+
+SMALL = codec.CodecConfig(model=siren.SirenConfig(width=32, depth=3),
+                          fit=fit.FitConfig(steps=600, batch_size=2048, learning_rate=3e-4), levels=256)
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    from conftest import smooth_cloud
+
+    cloud = smooth_cloud()
+    return cloud, codec.compress_cloud(cloud, SMALL, progress=False)
+
+
+def test_compress_decompress_reaches_psnr_floor(encoded):
+    cloud, result = encoded
+    assert result.psnr["y"] > 30.0, result.psnr
+    rgb = codec.decompress(result.data, cloud.xyz)
+    np.testing.assert_array_equal(rgb, result.decoded_rgb)  # exactly what the encoder measured
+    assert result.bits_per_point == 8 * len(result.data) / cloud.num_points
+
+
+def test_decoding_is_order_independent(encoded):
+    cloud, result = encoded
+    perm = np.random.default_rng(0).permutation(cloud.num_points)
+    np.testing.assert_array_equal(codec.decompress(result.data, cloud.xyz[perm]), result.decoded_rgb[perm])
+
+
+def test_same_input_and_seed_give_the_same_bytes(encoded):
+    cloud, result = encoded
+    assert codec.compress(cloud, SMALL, progress=False) == result.data
+    other_seed = codec.CodecConfig(model=SMALL.model, fit=fit.FitConfig(steps=600, batch_size=2048,
+                                                                        learning_rate=3e-4, seed=1))
+    assert codec.compress(cloud, other_seed, progress=False) != result.data
+
+
+def test_wrong_geometry_is_rejected(encoded):
+    cloud, result = encoded
+    with pytest.raises(NicError, match="points"):
+        codec.decompress(result.data, cloud.xyz[:-1])
+    moved = cloud.xyz.copy()
+    moved[3] += 100
+    with pytest.raises(NicError, match="does not match"):
+        codec.decompress(result.data, moved)
+
+
+def test_direct_and_differential_coding_both_decode(small_cloud):
+    for reference in codec.REFERENCES:
+        config = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2), fit=fit.FitConfig(steps=50),
+                                   levels=64, reference=reference)
+        result = codec.compress_cloud(small_cloud, config, progress=False)
+        np.testing.assert_array_equal(codec.decompress(result.data, small_cloud.xyz), result.decoded_rgb)
+
+
+def test_voxelized_coding_decodes_on_the_raw_geometry():
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(0, 20, (800, 3))
+    rgb = rng.integers(0, 256, (800, 3)).astype(np.uint8)
+    cloud = pointcloud.PointCloud(xyz=xyz, rgb=rgb)
+    config = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2), fit=fit.FitConfig(steps=20),
+                               voxelize=True)
+    result = codec.compress_cloud(cloud, config, progress=False)
+    assert len(result.xyz) < 800
+    vox_xyz, vox_rgb = codec.decompress_cloud(result.data, xyz)
+    np.testing.assert_array_equal(vox_xyz, result.xyz)
+    np.testing.assert_array_equal(vox_rgb, result.decoded_rgb)
+
+
+def test_sixteen_bit_colours_round_trip():
+    from conftest import smooth_cloud
+
+    cloud = smooth_cloud(n=500)
+    cloud16 = pointcloud.PointCloud(xyz=cloud.xyz, rgb=(cloud.rgb.astype(np.uint16) * 257))
+    config = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2), fit=fit.FitConfig(steps=200))
+    result = codec.compress_cloud(cloud16, config, progress=False)
+    assert result.decoded_rgb.dtype == np.uint16
+    assert result.psnr["y"] > 15
+    np.testing.assert_array_equal(codec.decompress(result.data, cloud.xyz), result.decoded_rgb)

@@ -1,0 +1,76 @@
+import numpy as np
+import plyfile
+import pytest
+
+from nicjax.errors import NicError
+from nicjax.signals import pointcloud
+
+
+def write_raw_ply(path, columns, text=False):
+    dtype = [(name, arr.dtype.str) for name, arr in columns.items()]
+    n = len(next(iter(columns.values())))
+    v = np.empty(n, dtype=dtype)
+    for name, arr in columns.items():
+        v[name] = arr
+    plyfile.PlyData([plyfile.PlyElement.describe(v, "vertex")], text=text).write(str(path))
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_ply_round_trip(tmp_path, small_cloud, binary):
+    path = tmp_path / "c.ply"
+    pointcloud.write_ply(str(path), small_cloud.xyz, small_cloud.rgb, binary=binary)
+    back = pointcloud.read_ply(str(path))
+    np.testing.assert_array_equal(back.xyz, small_cloud.xyz)
+    np.testing.assert_array_equal(back.rgb, small_cloud.rgb)
+    assert back.rgb.dtype == np.uint8
+
+
+def test_integer_coordinates_and_ushort_colours(tmp_path):
+    xyz = np.array([[0, 1, 2], [3, 4, 5]], np.int32)
+    rgb = np.array([[0, 1000, 65535], [7, 8, 9]], np.uint16)
+    write_raw_ply(tmp_path / "c.ply", {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
+                                       "red": rgb[:, 0], "green": rgb[:, 1], "blue": rgb[:, 2]}, text=True)
+    cloud = pointcloud.read_ply(str(tmp_path / "c.ply"))
+    assert cloud.colour_bits == 16
+    np.testing.assert_array_equal(cloud.rgb, rgb)
+    np.testing.assert_array_equal(cloud.xyz, xyz)
+
+
+def test_invalid_inputs_fail_with_one_line(tmp_path):
+    f = np.array([0.0, 1.0], np.float32)
+    u = np.array([1, 2], np.uint8)
+    write_raw_ply(tmp_path / "nocolour.ply", {"x": f, "y": f, "z": f})
+    write_raw_ply(tmp_path / "nan.ply", {"x": np.array([0.0, np.nan], np.float32), "y": f, "z": f,
+                                         "red": u, "green": u, "blue": u})
+    write_raw_ply(tmp_path / "empty.ply", {"x": f[:0], "y": f[:0], "z": f[:0], "red": u[:0], "green": u[:0],
+                                           "blue": u[:0]})
+    (tmp_path / "junk.ply").write_bytes(b"this is not a ply file\n")
+    cases = {"nocolour.ply": "no colour", "nan.ply": "non-finite", "empty.ply": "empty", "junk.ply": "PLY",
+             "missing.ply": "no such file"}
+    for name, message in cases.items():
+        with pytest.raises(NicError, match=message) as e:
+            pointcloud.read_ply(str(tmp_path / name))
+        assert "\n" not in str(e.value)
+
+
+def test_voxelize_merges_duplicates_by_averaging():
+    cloud = pointcloud.PointCloud(xyz=np.array([[0.2, 0, 0], [-0.3, 0.1, 0], [5, 5, 5.4]]),
+                                  rgb=np.array([[10, 20, 30], [20, 40, 61], [1, 2, 3]], np.uint8))
+    vox = pointcloud.voxelize(cloud)
+    np.testing.assert_array_equal(vox.xyz, [[0, 0, 0], [5, 5, 5]])
+    np.testing.assert_array_equal(vox.rgb, [[15, 30, 46], [1, 2, 3]])
+    np.testing.assert_array_equal(pointcloud.voxelize_geometry(cloud.xyz), vox.xyz)
+
+
+def test_normalisation_maps_into_unit_cube(small_cloud):
+    offset, scale = pointcloud.normalisation(small_cloud.xyz * 7.3 + 1e5)
+    coords = pointcloud.normalise(small_cloud.xyz * 7.3 + 1e5, offset, scale)
+    assert np.abs(coords).max() <= 1.0 and np.abs(coords).max() > 0.99
+
+
+def test_geometry_id_ignores_order_but_not_coordinates(small_cloud):
+    xyz = small_cloud.xyz
+    assert pointcloud.geometry_id(xyz) == pointcloud.geometry_id(xyz[::-1])
+    moved = xyz.copy()
+    moved[0, 0] += 1
+    assert pointcloud.geometry_id(xyz) != pointcloud.geometry_id(moved)
