@@ -1,0 +1,238 @@
+"""R-D sweep of NIC against RAHT and G-PCC: every operating point a CSV row, then figures and BD-rate tables.
+
+    python -m experiments.rd_sweep                      # CPU-sized default on the three longdress clouds
+    python -m experiments.rd_sweep --widths=60,80,130,170 --depths=5,7,9 --iterations=...   # the paper's grid
+    python -m experiments.rd_sweep --summarize_only     # redraw figures/tables from the CSV
+
+NIC: for each cloud, each network (width × depth) is trained once and snapshotted at each of --iterations;
+every snapshot is coded at each of --levels with the real bitstream and decoded by the real decoder. RAHT
+(nicjax.baselines.raht) runs at each of --raht_steps. Rates are 8 × bytes / points from the encoded bytes.
+The CSV is appended row by row and the job resumes: rows already there are not recomputed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from nicjax import codec, fit, rd, siren
+from nicjax.baselines import raht
+from nicjax.metrics import colour_psnr
+from nicjax.signals import pointcloud
+
+FLAGS = flags.FLAGS
+_DATA = "../shared/data/pointclouds/8iVFB_cwi_codec_decoded"
+flags.DEFINE_list("clouds", [f"{_DATA}/longdress_cwi_pcl_l{i}.ply" for i in (1, 2, 3)], "PLY files to sweep.")
+flags.DEFINE_string("reference_dir", "../shared/reference/gpcc", "G-PCC reference TSVs (<cloud>_tmc13-*.tsv).")
+flags.DEFINE_list("widths", ["32", "64"], "SIREN widths.")
+flags.DEFINE_list("depths", ["3", "5"], "SIREN depths.")
+flags.DEFINE_list("iterations", ["1000", "3000"], "Training snapshots (the run lasts the largest).")
+flags.DEFINE_list("levels", [str(2**k) for k in range(4, 11)], "Quantization levels (2^2 .. 2^12 allowed).")
+flags.DEFINE_list("raht_steps", ["8", "12", "16", "24", "32", "48", "64", "96", "128", "192", "256"],
+                  "RAHT quantization steps.")
+flags.DEFINE_float("lr", fit.FitConfig.learning_rate, "Adam learning rate.")
+flags.DEFINE_integer("batch", fit.FitConfig.batch_size, "Points per training step.")
+flags.DEFINE_integer("seed", 0, "Seed.")
+flags.DEFINE_string("out", "results", "Output folder: rd.csv, rd_<cloud>.png, summary.md.")
+flags.DEFINE_bool("summarize_only", False, "Only redraw figures and tables from the CSV.")
+
+COLUMNS = ["cloud", "codec", "width", "depth", "iterations", "levels", "raht_step", "bytes", "bpp", "y_psnr",
+           "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
+
+
+def cloud_name(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def read_rows(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(str(row[k]) for k in ("cloud", "codec", "width", "depth", "iterations", "levels", "raht_step"))
+
+
+class RowWriter:
+    def __init__(self, path: str):
+        self.path = path
+        self.done = {row_key(r) for r in read_rows(path)}
+        new = not os.path.exists(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.file = open(path, "a", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=COLUMNS)
+        if new:
+            self.writer.writeheader()
+
+    def has(self, **key) -> bool:
+        return row_key({k: key.get(k, "") for k in COLUMNS}) in self.done
+
+    def add(self, row: dict) -> None:
+        row = {k: row.get(k, "") for k in COLUMNS}
+        self.writer.writerow(row)
+        self.file.flush()
+        self.done.add(row_key(row))
+        print("  " + "  ".join(f"{k}={row[k]}" for k in ("codec", "width", "depth", "iterations", "levels",
+                                                           "raht_step", "bpp", "y_psnr") if row[k] != ""), flush=True)
+
+
+def psnr_fields(cloud, rgb) -> dict:
+    p = colour_psnr(cloud.rgb, rgb)
+    return {"y_psnr": f"{p['y']:.4f}", "u_psnr": f"{p['u']:.4f}", "v_psnr": f"{p['v']:.4f}",
+            "yuv_psnr": f"{p['yuv']:.4f}"}
+
+
+def sweep_nic(name, cloud, writer: RowWriter):
+    iterations = sorted(int(i) for i in FLAGS.iterations)
+    levels = [int(v) for v in FLAGS.levels]
+    for width in map(int, FLAGS.widths):
+        for depth in map(int, FLAGS.depths):
+            base = dict(cloud=name, codec="nic", width=width, depth=depth, raht_step="")
+            if all(writer.has(**base, iterations=i, levels=lv) for i in iterations for lv in levels):
+                continue
+            print(f"{name}: NIC {width}x{depth}, {iterations[-1]} steps", flush=True)
+            config = codec.CodecConfig(
+                model=siren.SirenConfig(width=width, depth=depth),
+                fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
+                                  seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations)))
+            header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
+            coords = pointcloud.normalise(cloud.xyz, header.offset, header.scale)
+            targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
+            t0 = time.perf_counter()
+            paused = [0.0]  # time spent coding snapshots is not training time
+
+            def snapshot(step, params):
+                if step not in iterations:
+                    return
+                t_snap = time.perf_counter()
+                train_s = t_snap - t0 - paused[0]
+                for lv in levels:
+                    if writer.has(**base, iterations=step, levels=lv):
+                        continue
+                    t = time.perf_counter()
+                    data = codec.encode_params(header, params, lv)
+                    enc_s = train_s + time.perf_counter() - t
+                    t = time.perf_counter()
+                    xyz, rgb = codec.decompress_cloud(data, cloud.xyz)
+                    dec_s = time.perf_counter() - t
+                    writer.add(dict(base, iterations=step, levels=lv, bytes=len(data),
+                                    bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
+                                    decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
+                paused[0] += time.perf_counter() - t_snap
+
+            init = siren.init_params(config.model, jax.random.key(FLAGS.seed))
+            fit.fit(config.model, init, coords, targets, config.fit, progress=True, callback=snapshot)
+
+
+def sweep_raht(name, cloud, writer: RowWriter):
+    coords = raht.check_coords(cloud.xyz)
+    for step in FLAGS.raht_steps:
+        if writer.has(cloud=name, codec="raht", width="", depth="", iterations="", levels="", raht_step=step):
+            continue
+        t = time.perf_counter()
+        data, _ = raht.encode_with_reconstruction(coords, cloud.rgb, float(step))
+        enc_s = time.perf_counter() - t
+        t = time.perf_counter()
+        rgb = raht.decode(data, coords)
+        dec_s = time.perf_counter() - t
+        writer.add(dict(cloud=name, codec="raht", raht_step=step, bytes=len(data),
+                        bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
+                        decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
+
+
+def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
+    """Figures (the paper's Fig. 2 per cloud) and BD-rate tables (its Table 1, plus G-PCC) as markdown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_rows(csv_path)
+    clouds = sorted({r["cloud"] for r in rows})
+    lines = ["# R-D results", "", f"From `{csv_path}`; rates are colour bits per input point from real bytes. "
+             "BD-rates: PCHIP over the overlapping PSNR range (bjontegaard); negative = NIC needs fewer bits.", ""]
+    table1 = ["| cloud | NIC points | BD-rate YUV vs RAHT (ours) | BD-rate Y vs RAHT (ours) | BD-PSNR Y vs RAHT |",
+              "| --- | --- | --- | --- | --- |"]
+    gpcc_table = ["| cloud | anchor | BD-rate Y (NIC vs anchor) | PSNR overlap |", "| --- | --- | --- | --- |"]
+    averages = {"yuv": [], "y": []}
+    for name in clouds:
+        nic = [r for r in rows if r["cloud"] == name and r["codec"] == "nic"]
+        ours = sorted((r for r in rows if r["cloud"] == name and r["codec"] == "raht"), key=lambda r: float(r["bpp"]))
+        if not nic:
+            continue
+        bpp = np.array([float(r["bpp"]) for r in nic])
+        curves = {}
+        for metric in ("y", "yuv"):
+            psnr = np.array([float(r[f"{metric}_psnr"]) for r in nic])
+            hull = rd.envelope(bpp, psnr)
+            curves[metric] = (bpp[hull], psnr[hull], psnr)
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+        ax.scatter(bpp, curves["y"][2], s=8, c="0.7", label="NIC operating points")
+        ax.plot(curves["y"][0], curves["y"][1], "k-o", ms=3, label="NIC envelope")
+        if ours:
+            rb = np.array([float(r["bpp"]) for r in ours])
+            ax.plot(rb, [float(r["y_psnr"]) for r in ours], "b-s", ms=3, label="RAHT (nicjax)")
+            for metric in ("yuv", "y"):
+                bd = rd.bd_rate(rb, [float(r[f"{metric}_psnr"]) for r in ours], *curves[metric][:2])
+                averages[metric].append(bd)
+            bdp = rd.bd_psnr(rb, [float(r["y_psnr"]) for r in ours], *curves["y"][:2])
+            table1.append(f"| {name} | {len(nic)} | {averages['yuv'][-1]:+.1f}% | {averages['y'][-1]:+.1f}% | "
+                          f"{bdp:+.2f} dB |")
+        styles = {"v12": "--", "v23": "-.", "v23-rahtplain": ":"}
+        for version, style in styles.items():
+            path = os.path.join(reference_dir, f"{name}_tmc13-{version}.tsv")
+            if not os.path.exists(path):
+                continue
+            for mode, ref in rd.read_gpcc_reference(path).items():
+                label = f"G-PCC {version.split('-')[0]} {mode}"
+                ax.plot(ref["bpp"], ref["y"], style, marker=".", label=label)
+                bd = rd.bd_rate(ref["bpp"], ref["y"], *curves["y"][:2])
+                overlap = rd.overlap_fraction(ref["y"], curves["y"][1])
+                gpcc_table.append(f"| {name} | {label} | {bd:+.1f}% | {overlap:.0%} |")
+        ax.set_xscale("log")
+        ax.set_xlabel("colour bits per point")
+        ax.set_ylabel("Y-PSNR (dB)")
+        ax.set_title(name)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        lo = min(curves["y"][0].min(), 0.02)
+        ax.set_xlim(lo * 0.8, max(curves["y"][0].max() * 3, 1.0))
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, f"rd_{name}.png"), dpi=120)
+        plt.close(fig)
+    if averages["yuv"]:
+        table1.append(f"| **average** | | {np.nanmean(averages['yuv']):+.1f}% | {np.nanmean(averages['y']):+.1f}% | |")
+    lines += ["## NIC envelope vs RAHT (Table 1)", ""] + table1 + ["", "## NIC envelope vs G-PCC", ""] + gpcc_table
+    lines += ["", "Figures: " + ", ".join(f"`rd_{c}.png`" for c in clouds)]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def main(argv):
+    del argv
+    os.makedirs(FLAGS.out, exist_ok=True)
+    csv_path = os.path.join(FLAGS.out, "rd.csv")
+    if not FLAGS.summarize_only:
+        writer = RowWriter(csv_path)
+        for path in FLAGS.clouds:
+            cloud = pointcloud.read_ply(path)
+            name = cloud_name(path)
+            print(f"{name}: {cloud.num_points} points", flush=True)
+            sweep_raht(name, cloud, writer)
+            sweep_nic(name, cloud, writer)
+    print(summarize(csv_path, FLAGS.out, FLAGS.reference_dir))
+
+
+if __name__ == "__main__":
+    app.run(main)
