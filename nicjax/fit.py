@@ -18,8 +18,8 @@ from nicjax import siren
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
-    steps: int = 2000
-    learning_rate: float = 1e-4
+    steps: int = 8000
+    learning_rate: float = 1e-3
     schedule: str = "cosine"  # "cosine" (decay to final_lr_fraction) or "constant"
     final_lr_fraction: float = 0.05
     batch_size: int = 1 << 14

@@ -97,6 +97,9 @@ def atomic_write(path: str, write_fn) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions `open` would have
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
