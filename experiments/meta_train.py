@@ -122,7 +122,7 @@ def main(argv):
         idx = meta.schedule(step, n_train, per_step)
         keys = jax.random.split(jax.random.fold_in(base, step), per_step)
         c, t, k = meta.shard_signals(mesh, coords[idx], targets[idx], keys)
-        params, opt_state, loss = meta.meta_step(params, opt_state, c, t, k, model=model, config=config)
+        params, opt_state, loss = meta.meta_step(params, opt_state, c, t, k, model=model, config=config, mesh=mesh)
         done = step + 1
         if done % FLAGS.eval_every == 0 or done == config.outer_steps:
             psnr = heldout_psnr(params)
