@@ -45,6 +45,17 @@ def weighted_mse(pred, target, weights):
     return jnp.sum(per_channel * jnp.asarray(weights, per_channel.dtype)), per_channel
 
 
+def micro_batches(batch_size: int, width: int) -> int:
+    """How many cache-sized pieces a training minibatch is split into (1: none; see siren.sub_batch_rows)."""
+    rows = siren.sub_batch_rows(width)
+    if rows is None:
+        return 1
+    m = max(1, batch_size // rows)
+    while batch_size % m:
+        m -= 1
+    return m
+
+
 @functools.partial(jax.jit, static_argnames=("model", "tx", "batch_size", "weights"))
 def _train_chunk(params, opt_state, step_keys, coords, targets, *, model, tx, batch_size, weights):
     n = coords.shape[0]
@@ -52,10 +63,24 @@ def _train_chunk(params, opt_state, step_keys, coords, targets, *, model, tx, ba
     def loss_fn(p, x, y):
         return weighted_mse(siren.apply(model, p, x), y, weights)
 
+    pieces = micro_batches(batch_size, model.width)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
     def step(carry, key):
         p, s = carry
         idx = jax.random.randint(key, (batch_size,), 0, n)
-        (loss, per_channel), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, coords[idx], targets[idx])
+        x, y = coords[idx], targets[idx]
+        if pieces == 1:
+            (_, per_channel), grads = grad_fn(p, x, y)
+        else:  # the same minibatch in equal pieces: the mean of their mean gradients is the minibatch's
+            def piece(acc, xy):
+                (_, pc), g = grad_fn(p, *xy)
+                return jax.tree_util.tree_map(jnp.add, acc, (g, pc)), None
+
+            zero = (jax.tree_util.tree_map(jnp.zeros_like, p), jnp.zeros(y.shape[-1:], y.dtype))
+            xy = (x.reshape(pieces, -1, x.shape[1]), y.reshape(pieces, -1, y.shape[1]))
+            (grads, per_channel), _ = jax.lax.scan(piece, zero, xy)
+            grads, per_channel = jax.tree_util.tree_map(lambda a: a / pieces, (grads, per_channel))
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(p, updates), s), per_channel
 
