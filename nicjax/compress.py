@@ -1,62 +1,90 @@
-"""python -m nicjax.compress [INPUT.ply] -o OUTPUT.nic [--width W --depth D --steps S --levels L --lr LR --seed N]
+"""python -m nicjax.compress [INPUT] -o OUTPUT.nic [--width W --depth D --steps S --levels L --lr LR --seed N]
 
-With no INPUT, compresses a procedurally generated coloured cloud (no data needed on a fresh machine).
-Prints points, bytes, bits per point, the Y/U/V-PSNR of the decoded result and the encode time.
+INPUT is a PLY point cloud (its colours are coded; the decoder needs the geometry) or an image Pillow reads
+(PNG, JPEG, ...; the file alone decodes). With no INPUT, compresses a procedurally generated coloured cloud
+(no data needed on a fresh machine). Prints the size, bytes, bits per point or pixel, the PSNR of the decoded
+result (Y/U/V for clouds, RGB with peak 255 for images) and the encode time.
+
+Flags left unset take the point-cloud defaults (codec.CodecConfig()) for a cloud and codec.IMAGE_CONFIG's for
+an image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import flags
 
-from nicjax import cli, codec, fit, siren
-from nicjax.signals import pointcloud
+from nicjax import cli, codec
+from nicjax.signals import image, pointcloud
 
 FLAGS = flags.FLAGS
 _DEFAULTS = codec.CodecConfig()
+_IMAGE = codec.IMAGE_CONFIG
 flags.DEFINE_string("output", None, "Output .nic file (default: INPUT's name with .nic, in the current folder).",
                     short_name="o")
-flags.DEFINE_integer("width", _DEFAULTS.model.width, "SIREN width (features per hidden layer).")
-flags.DEFINE_integer("depth", _DEFAULTS.model.depth, "SIREN depth (number of sine layers).")
-flags.DEFINE_integer("steps", _DEFAULTS.fit.steps, "Training steps (Adam).")
-flags.DEFINE_integer("levels", _DEFAULTS.levels, "Quantization levels per layer, 4 .. 4096.")
-flags.DEFINE_float("lr", _DEFAULTS.fit.learning_rate, "Adam learning rate (peak of the schedule).")
+flags.DEFINE_integer("width", _DEFAULTS.model.width,
+                     f"SIREN width (features per hidden layer); images: {_IMAGE.model.width}.")
+flags.DEFINE_integer("depth", _DEFAULTS.model.depth, f"SIREN depth (number of sine layers); images: "
+                     f"{_IMAGE.model.depth}.")
+flags.DEFINE_integer("steps", _DEFAULTS.fit.steps, f"Training steps (Adam); images: {_IMAGE.fit.steps}.")
+flags.DEFINE_integer("levels", _DEFAULTS.levels, f"Quantization levels per layer, 4 .. 4096; images: "
+                     f"{_IMAGE.levels}.")
+flags.DEFINE_float("lr", _DEFAULTS.fit.learning_rate, f"Adam learning rate (peak of the schedule); images: "
+                   f"{_IMAGE.fit.learning_rate}.")
 flags.DEFINE_enum("schedule", _DEFAULTS.fit.schedule, ["cosine", "constant"], "Learning-rate schedule.")
-flags.DEFINE_integer("batch", _DEFAULTS.fit.batch_size, "Points per training step (random minibatch).")
+flags.DEFINE_integer("batch", _DEFAULTS.fit.batch_size, f"Points or pixels per training step (random "
+                     f"minibatch); images: {_IMAGE.fit.batch_size}.")
 flags.DEFINE_integer("seed", _DEFAULTS.fit.seed, "Seed of the init and the minibatches: same seed, same bytes.")
 flags.DEFINE_enum("reference", _DEFAULTS.reference, list(codec.REFERENCES),
-                  "Code the weights directly ('zeros') or as differences from the seeded init ('seeded').")
-flags.DEFINE_bool("voxelize", False, "Round coordinates to the integer grid and merge duplicates first.")
+                  "What the weights are coded against: 'zeros' (direct), 'seeded' (differences from the seeded "
+                  "random init), 'init' (differences from --init); 'auto': 'init' with --init, else 'seeded'.")
+flags.DEFINE_string("init", None, "Start from this init artefact (a shipped id or name, or an .init file) and, "
+                    "by default, code the weights as differences from it. The decoder needs the same init.")
+flags.DEFINE_enum("colour_space", "auto", ["auto", "rgb", "ycbcr"],
+                  f"Images: what the network outputs ('auto': {codec.IMAGE_COLOUR_SPACE}). Clouds: always YCbCr.")
+flags.DEFINE_bool("voxelize", False, "Point clouds: round coordinates to the integer grid and merge duplicates.")
 flags.DEFINE_bool("progress", True, "Show a progress bar while training.")
 
 
-def config_from_flags() -> codec.CodecConfig:
-    return codec.CodecConfig(
-        model=siren.SirenConfig(width=FLAGS.width, depth=FLAGS.depth),
-        fit=fit.FitConfig(steps=FLAGS.steps, learning_rate=FLAGS.lr, schedule=FLAGS.schedule,
-                          batch_size=FLAGS.batch, seed=FLAGS.seed),
-        levels=FLAGS.levels, reference=FLAGS.reference, voxelize=FLAGS.voxelize)
+def _value(name: str, default):
+    """The flag's value if given on the command line, else `default` (the signal's own default)."""
+    return getattr(FLAGS, name) if FLAGS[name].present else default
 
 
-def main(argv):
-    if len(argv) > 2:
-        cli.fail(f"expected one input file, got {len(argv) - 1}: {' '.join(argv[1:])}", 2)
-    config = config_from_flags()
+def config_from_flags(defaults: codec.CodecConfig | None = None) -> codec.CodecConfig:
+    """The codec config the flags describe; unset flags take `defaults` (the point-cloud defaults if None)."""
+    d = defaults or _DEFAULTS
+    model = dataclasses.replace(d.model, width=_value("width", d.model.width), depth=_value("depth", d.model.depth))
+    fit_config = dataclasses.replace(
+        d.fit, steps=_value("steps", d.fit.steps), learning_rate=_value("lr", d.fit.learning_rate),
+        schedule=_value("schedule", d.fit.schedule), batch_size=_value("batch", d.fit.batch_size),
+        seed=_value("seed", d.fit.seed))
+    return codec.CodecConfig(model=model, fit=fit_config, levels=_value("levels", d.levels),
+                             reference=_value("reference", d.reference), init=FLAGS.init, voxelize=FLAGS.voxelize,
+                             colour_space=FLAGS.colour_space)
+
+
+def _check(config: codec.CodecConfig) -> None:
     if not 4 <= config.levels <= 4096:
         cli.fail(f"--levels must be in [4, 4096], got {config.levels}", 2)
     if config.model.width < 1 or config.model.depth < 1 or config.fit.steps < 0 or config.fit.batch_size < 1:
         cli.fail("--width, --depth and --batch must be positive and --steps non-negative", 2)
-    if len(argv) == 2:
-        source = argv[1]
-        cloud = pointcloud.read_ply(source)
-        output = FLAGS.output or os.path.splitext(os.path.basename(source))[0] + ".nic"
-    else:
-        source = "procedural cloud (no input given)"
-        cloud = pointcloud.procedural_cloud()
-        output = FLAGS.output or "procedural.nic"
+
+
+def _output(source: str | None, fallback: str) -> str:
+    output = FLAGS.output or (os.path.splitext(os.path.basename(source))[0] + ".nic" if source else fallback)
     if os.path.isdir(output):
         cli.fail(f"{output}: is a directory", 2)
+    return output
+
+
+def compress_cloud(cloud: pointcloud.PointCloud, source: str, output: str) -> None:
+    config = config_from_flags()
+    _check(config)
+    if FLAGS.colour_space not in ("auto", "ycbcr"):
+        cli.fail("--colour_space: point clouds are coded in YCbCr", 2)
     print(f"input   {source}: {cloud.num_points} points")
     result = codec.compress_cloud(cloud, config, progress=FLAGS.progress)
     pointcloud.atomic_write(output, lambda f: f.write(result.data))
@@ -67,6 +95,40 @@ def main(argv):
     print(f"bpp     {result.bits_per_point:.4f}")
     print(f"PSNR    Y {p['y']:.2f} dB  U {p['u']:.2f} dB  V {p['v']:.2f} dB  YUV {p['yuv']:.2f} dB")
     print(f"time    encode {result.seconds['encode']:.1f} s (training {result.seconds['fit']:.1f} s)")
+
+
+def compress_image(img: image.Image, source: str, output: str) -> None:
+    config = config_from_flags(_IMAGE)
+    _check(config)
+    if FLAGS.voxelize:
+        cli.fail("--voxelize is for point clouds", 2)
+    kind = "RGB" if img.channels == 3 else f"grayscale {img.colour_bits}-bit"
+    print(f"input   {source}: {img.width}×{img.height} {kind} image")
+    result = codec.compress_image(img, config, progress=FLAGS.progress)
+    pointcloud.atomic_write(output, lambda f: f.write(result.data))
+    space = "RGB" if img.channels == 3 else "gray"
+    print(f"output  {output}")
+    print(f"pixels  {img.num_pixels}")
+    print(f"bytes   {len(result.data)}")
+    print(f"bpp     {result.bits_per_pixel:.4f}")
+    print(f"PSNR    {space} {result.psnr:.2f} dB (peak {codec.colour_peak(img.colour_bits):.0f})")
+    print(f"time    encode {result.seconds['encode']:.1f} s (training {result.seconds['fit']:.1f} s)")
+
+
+def main(argv):
+    if len(argv) > 2:
+        cli.fail(f"expected one input file, got {len(argv) - 1}: {' '.join(argv[1:])}", 2)
+    if len(argv) == 1:
+        compress_cloud(pointcloud.procedural_cloud(), "procedural cloud (no input given)",
+                       _output(None, "procedural.nic"))
+        return
+    source = argv[1]
+    if source.lower().endswith(".ply") or image.looks_like_ply(source):
+        cloud = pointcloud.read_ply(source)
+        compress_cloud(cloud, source, _output(source, ""))
+    else:
+        img = image.read_image(source)
+        compress_image(img, source, _output(source, ""))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""python -m nicjax.decompress INPUT.nic --geometry GEOMETRY.ply -o DECODED.ply
+"""python -m nicjax.decompress INPUT.nic -o DECODED.png [--scale K] [--original PHOTO.png]
+   python -m nicjax.decompress INPUT.nic --geometry GEOMETRY.ply -o DECODED.ply
 
-Writes the decoded cloud: the geometry's points (voxelized if the encoder voxelized) with decoded colours.
+An image file decodes from the file alone: the header holds the pixel grid. --scale K samples the network on a
+grid K times as fine in each direction (the same continuous function between the coded pixel centres), and
+--original measures the PSNR of the decoded image against the original.
+A point-cloud file needs the geometry: the output has its points (voxelized if the encoder voxelized) with the
+decoded colours.
 """
 
 from __future__ import annotations
@@ -10,32 +15,81 @@ import time
 
 from absl import flags
 
-from nicjax import cli, codec
-from nicjax.signals import pointcloud
+from nicjax import bitstream, cli, codec
+from nicjax.signals import image, pointcloud
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("geometry", None, "PLY file with the point coordinates (colours in it are ignored).")
-flags.DEFINE_string("output", None, "Decoded PLY file (default: INPUT's name with .ply, in the current folder).",
-                    short_name="o")
+flags.DEFINE_string("geometry", None, "Point clouds: PLY file with the point coordinates (its colours are ignored).")
+flags.DEFINE_string("output", None, "Decoded file (default: INPUT's name with .png for an image, .ply for a "
+                    "point cloud, in the current folder).", short_name="o")
+flags.DEFINE_string("init", None, "The init artefact (.init file or id) the file was coded against, if it is not "
+                    "one shipped with nicjax.")
+flags.DEFINE_float("scale", 1.0, "Images: decode on a grid this many times as fine (or coarse) as the coded one.")
+flags.DEFINE_string("original", None, "Images: the original image, to print the PSNR of the decoded one.")
 
 
-def main(argv):
-    if len(argv) != 2:
-        cli.fail("usage: python -m nicjax.decompress INPUT.nic --geometry GEOMETRY.ply -o DECODED.ply", 2)
+def _output(source: str, extension: str) -> str:
+    output = FLAGS.output or os.path.splitext(os.path.basename(source))[0] + extension
+    if os.path.isdir(output):
+        cli.fail(f"{output}: is a directory", 2)
+    return output
+
+
+def decompress_image(source: str, data: bytes, header: bitstream.Header, params, t0: float) -> None:
+    if FLAGS.geometry:
+        cli.fail(f"{source} holds an image: --geometry is for point clouds", 2)
+    output = _output(source, ".png")
+    original = image.read_image(FLAGS.original) if FLAGS.original else None
+    try:
+        height, width = image.scaled_size(header.height, header.image_width, FLAGS.scale)
+    except ValueError as e:
+        cli.fail(f"--scale: {e}", 2)
+    if original is not None and original.pixels.shape != (height, width, header.out_dim):
+        cli.fail(f"--original is {original.width}×{original.height}×{original.channels}, the decoded image would "
+                 f"be {width}×{height}×{header.out_dim}: no PSNR", 2)
+    pixels = codec.decode_image(header, params, FLAGS.scale)
+    seconds = time.perf_counter() - t0
+    image.write_image(output, pixels)
+    coded = header.height * header.image_width
+    print(f"output  {output}")
+    print(f"size    {pixels.shape[1]}×{pixels.shape[0]} (coded {header.image_width}×{header.height}, "
+          f"scale {FLAGS.scale:g})")
+    print(f"bpp     {8 * len(data) / coded:.4f}")
+    if original is not None:
+        space = "RGB" if pixels.shape[2] == 3 else "gray"
+        peak = codec.colour_peak(header.colour_bits)
+        print(f"PSNR    {space} {image.image_psnr(original.pixels, pixels, peak):.2f} dB (peak {peak:.0f})")
+    print(f"time    decode {seconds:.2f} s")
+
+
+def decompress_cloud(source: str, data: bytes, header: bitstream.Header, params, t0: float) -> None:
     if not FLAGS.geometry:
         cli.fail("--geometry GEOMETRY.ply is required for a point cloud", 2)
-    source = argv[1]
-    output = FLAGS.output or os.path.splitext(os.path.basename(source))[0] + ".ply"
-    t0 = time.perf_counter()
-    data = cli.read_bytes(source)
+    if FLAGS.scale != 1.0 or FLAGS.original:
+        cli.fail("--scale and --original are for images", 2)
+    output = _output(source, ".ply")
     xyz = pointcloud.read_geometry(FLAGS.geometry)
-    xyz, rgb = codec.decompress_cloud(data, xyz)
+    xyz, rgb = codec.decode_cloud(header, params, xyz)
     seconds = time.perf_counter() - t0
     pointcloud.write_ply(output, xyz, rgb)
     print(f"output  {output}")
     print(f"points  {len(xyz)}")
     print(f"bpp     {8 * len(data) / len(xyz):.4f}")
     print(f"time    decode {seconds:.2f} s")
+
+
+def main(argv):
+    if len(argv) != 2:
+        cli.fail("usage: python -m nicjax.decompress INPUT.nic -o DECODED.png  (an image), or "
+                 "INPUT.nic --geometry GEOMETRY.ply -o DECODED.ply  (a point cloud)", 2)
+    source = argv[1]
+    t0 = time.perf_counter()
+    data = cli.read_bytes(source)
+    header, params = codec.decode_params(data, (FLAGS.init,) if FLAGS.init else ())
+    if header.signal == bitstream.SIGNAL_IMAGE:
+        decompress_image(source, data, header, params, t0)
+    else:
+        decompress_cloud(source, data, header, params, t0)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def from_bytes(data: bytes, source: str = "init") -> Init:
     if len(data) < 5 + _ARCH.size or data[4] != VERSION:
         raise NicError(f"{source}: unsupported or truncated init file")
     in_dim, out_dim, width, depth, omega0, omega = _ARCH.unpack_from(data, 5)
+    if min(in_dim, out_dim, width, depth) < 1 or not (omega0 > 0 and omega > 0):
+        raise NicError(f"{source}: init file has an invalid architecture")
     model = siren.SirenConfig(in_dim=in_dim, out_dim=out_dim, width=width, depth=depth, omega0=omega0,
                               omega=omega)
     template = siren.init_params(model, jax.random.key(0))

@@ -1,0 +1,535 @@
+"""Kodak: NIC against JPEG, WebP and JPEG 2000 (Pillow, measured in the same run), with other codecs in context.
+
+    python -m experiments.kodak                    # CPU subset: 3 images, small networks (~10 min on 2 cores)
+    python -m experiments.kodak --full             # all 24 images, larger networks, 20000 steps (~a day on 2 cores)
+    python -m experiments.kodak --summarize_only   # redraw figures and tables from results/kodak/points.csv
+
+NIC: for each image, each network (--archs, width×depth) is trained once (codec.fit_signal, the codec's own
+path) and snapshotted at each of --iterations; every snapshot is coded at each of --levels with the real
+bitstream and decoded from those bytes by the real decoder (codec.decompress_image). Rates are 8 × file bytes /
+pixels, header and checksum included; PSNR is over R, G and B together, peak 255.
+Pillow codecs, on the same images in the same run, with the settings of ../shared/reference/kodak/README.md:
+JPEG (quality sweep, 4:2:0, optimize), WebP (lossy, method 6), JPEG 2000 (OpenJPEG, rates mode, 9/7, mct=1, raw
+codestream). Context, not run here: AVIF, HEVC 4:4:4 (a BPG stand-in) and JPEG XL from the measurements in
+--reference_dir (restricted to the images evaluated), and the published 24-image averages of COIN, COIN++,
+Strümpler et al. and C3 (experiments/kodak_published.py).
+
+Averages: mean bpp and mean PSNR (dB) over the evaluated images, per codec parameter; for NIC per operating
+point (width, depth, iterations, levels). The NIC envelope is the upper convex hull of its average operating
+points (nicjax.rd.envelope); BD-rates use PCHIP over the overlapping PSNR range (nicjax.rd.bd_rate).
+
+Outputs under --out: points.csv (every measured point), average.csv, bd_rates.csv, kodak_rd.png (averages),
+kodak_rd_per_image.png, summary.md. The CSV is appended row by row and the job resumes: rows already there are not
+recomputed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from experiments.kodak_published import PUBLISHED
+from nicjax import codec, fit, rd, siren
+from nicjax.signals import image
+
+FLAGS = flags.FLAGS
+# The CPU subset: the images at the 25th, 50th and 75th percentile of JPEG difficulty (PSNR at quality 30 in
+# ../shared/reference/kodak/jpeg.csv, sorted: positions 6, 12 and 18 of 24). kodim04, on which the training
+# settings (codec.IMAGE_CONFIG) were chosen, is not among them.
+CPU_IMAGES = ["kodim18", "kodim19", "kodim17"]
+CPU_ARCHS = ["32x4", "48x5", "64x5"]
+CPU_ITERATIONS = ["1000", "2000", "3000"]
+FULL_ARCHS = ["32x4", "48x5", "64x5", "96x5", "128x5"]
+FULL_ITERATIONS = ["2500", "5000", "10000", "20000"]
+LEVELS = ["16", "32", "64", "128", "256"]
+
+flags.DEFINE_string("data_dir", "../shared/data/images/kodak", "Folder with kodim01.png … kodim24.png.")
+flags.DEFINE_string("reference_dir", "../shared/reference/kodak", "Reference codec CSVs (see its README.md).")
+flags.DEFINE_list("images", CPU_IMAGES, "Images to evaluate (names without .png); --full: all 24.")
+flags.DEFINE_bool("full", False, f"All 24 images, networks {','.join(FULL_ARCHS)}, iterations "
+                  f"{','.join(FULL_ITERATIONS)} (unless --archs/--iterations/--images are given).")
+flags.DEFINE_list("archs", CPU_ARCHS, "SIREN networks, WIDTHxDEPTH (depth = sine layers).")
+flags.DEFINE_list("iterations", CPU_ITERATIONS, "Training snapshots (each run lasts the largest; multiples of "
+                  f"{fit.FitConfig.steps_per_call}).")
+flags.DEFINE_list("levels", LEVELS, "Quantization levels per tensor.")
+flags.DEFINE_float("lr", codec.IMAGE_CONFIG.fit.learning_rate, "Adam learning rate (cosine schedule).")
+flags.DEFINE_integer("batch", codec.IMAGE_CONFIG.fit.batch_size, "Pixels per training step.")
+flags.DEFINE_integer("seed", 0, "Seed of the init and the minibatches.")
+flags.DEFINE_enum("colour_space", "rgb", ["rgb", "ycbcr"], "What the network outputs.")
+flags.DEFINE_enum("reference", "seeded", list(codec.REFERENCES), "What the weights are coded against.")
+flags.DEFINE_list("jpeg", ["2", "5", "10", "15", "20", "30", "40", "50", "65", "75", "85", "90"], "JPEG qualities.")
+flags.DEFINE_list("webp", ["0", "5", "10", "20", "30", "40", "50", "60", "70", "80", "85", "90"], "WebP qualities.")
+flags.DEFINE_list("jpeg2000", ["480", "320", "240", "160", "120", "80", "60", "40", "30", "24", "16", "12"],
+                  "JPEG 2000 compression ratios.")
+flags.DEFINE_string("out", "results/kodak", "Output folder.")
+flags.DEFINE_bool("summarize_only", False, "Only redraw figures and tables from points.csv.")
+
+MIN_OVERLAP_DB = 1.0  # BD figures over a shorter common PSNR range say nothing: reported as n/a
+SETTINGS = ("lr", "batch", "seed", "colour_space", "reference")  # NIC settings a resumed points.csv must share
+COLUMNS = ["image", "codec", "param", "width", "depth", "iterations", "levels", "bytes", "bpp", "psnr_rgb",
+           "encode_s", "decode_s"]
+MEASURED = {"jpeg": "JPEG", "webp": "WebP", "jpeg2000": "JPEG 2000"}  # run here, through Pillow
+REFERENCE = {"avif": "AVIF", "hevc444": "HEVC 4:4:4 (BPG stand-in)", "jxl": "JPEG XL"}  # context, from CSVs
+COLOURS = {"jpeg": "tab:red", "webp": "tab:orange", "jpeg2000": "tab:brown", "avif": "tab:purple",
+           "hevc444": "tab:gray", "jxl": "tab:olive"}
+
+
+# --- bookkeeping ----------------------------------------------------------------------------------------------
+
+def read_rows(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(str(row.get(k, "")) for k in ("image", "codec", "param", "width", "depth", "iterations", "levels"))
+
+
+class RowWriter:
+    def __init__(self, path: str):
+        self.done = {row_key(r) for r in read_rows(path)}
+        new = not os.path.exists(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.added = 0
+        self.file = open(path, "a", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=COLUMNS)
+        if new:
+            self.writer.writeheader()
+
+    def has(self, **key) -> bool:
+        return row_key(key) in self.done
+
+    def add(self, **row) -> None:
+        row = {k: row.get(k, "") for k in COLUMNS}
+        self.writer.writerow(row)
+        self.file.flush()
+        self.done.add(row_key(row))
+        self.added += 1
+
+    def close(self):
+        self.file.close()
+
+
+def parse_arch(text: str) -> tuple[int, int]:
+    w, d = text.lower().split("x")
+    return int(w), int(d)
+
+
+# --- the Pillow codecs ----------------------------------------------------------------------------------------
+
+def pillow_encode(img, codec_name: str, param: int) -> bytes:
+    buf = io.BytesIO()
+    if codec_name == "jpeg":
+        img.save(buf, "JPEG", quality=param, optimize=True, subsampling="4:2:0")
+    elif codec_name == "webp":
+        img.save(buf, "WEBP", lossless=False, quality=param, method=6)
+    elif codec_name == "jpeg2000":
+        img.save(buf, "JPEG2000", quality_mode="rates", quality_layers=[param], irreversible=True, mct=1,
+                 no_jp2=True)
+    else:
+        raise ValueError(codec_name)
+    return buf.getvalue()
+
+
+def run_pillow(name: str, pixels: np.ndarray, writer: RowWriter) -> None:
+    from PIL import Image as PILImage
+
+    img = PILImage.fromarray(pixels)
+    n = pixels.shape[0] * pixels.shape[1]
+    for codec_name in MEASURED:
+        for param in getattr(FLAGS, codec_name):
+            if writer.has(image=name, codec=codec_name, param=param):
+                continue
+            t0 = time.perf_counter()
+            data = pillow_encode(img, codec_name, int(param))
+            t1 = time.perf_counter()
+            with PILImage.open(io.BytesIO(data)) as dec:
+                decoded = np.asarray(dec.convert("RGB"))
+            t2 = time.perf_counter()
+            if decoded.shape != pixels.shape:
+                raise RuntimeError(f"{codec_name} {param} decoded {name} to {decoded.shape}")
+            writer.add(image=name, codec=codec_name, param=param, bytes=len(data), bpp=f"{8 * len(data) / n:.6f}",
+                       psnr_rgb=f"{image.image_psnr(pixels, decoded):.4f}", encode_s=f"{t1 - t0:.3f}",
+                       decode_s=f"{t2 - t1:.3f}")
+
+
+# --- NIC ------------------------------------------------------------------------------------------------------
+
+def run_nic(name: str, pixels: np.ndarray, archs, iterations, levels, writer: RowWriter) -> None:
+    n = pixels.shape[0] * pixels.shape[1]
+    for arch in archs:
+        width, depth = parse_arch(arch)
+        todo = [(it, lv) for it in iterations for lv in levels
+                if not writer.has(image=name, codec="nic", width=width, depth=depth, iterations=it, levels=lv)]
+        if not todo:
+            continue
+        config = codec.CodecConfig(
+            model=siren.SirenConfig(width=width, depth=depth),
+            fit=fit.FitConfig(steps=max(iterations), learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
+                              seed=FLAGS.seed),
+            reference=FLAGS.reference, colour_space=FLAGS.colour_space)
+        signal = codec.image_signal(pixels, config)
+        header = codec.signal_header(signal, config)
+        snapshots, seconds = {}, {}
+        t0 = time.perf_counter()
+
+        def keep(step, params):
+            if step in iterations:
+                snapshots[step] = jax.device_get(params)
+                seconds[step] = time.perf_counter() - t0
+
+        codec.fit_signal(signal, config, progress=False, callback=keep)
+        missing = set(iterations) - set(snapshots)
+        if missing:
+            raise RuntimeError(f"no snapshot at iterations {sorted(missing)}: use multiples of "
+                               f"{config.fit.steps_per_call}")
+        best = -math.inf
+        for it, lv in todo:
+            t1 = time.perf_counter()
+            data = codec.encode_params(header, snapshots[it], lv)
+            t2 = time.perf_counter()
+            decoded = codec.decompress_image(data)  # the decoder's path, from the bytes alone
+            t3 = time.perf_counter()
+            p = image.image_psnr(pixels, decoded)
+            best = max(best, p)
+            writer.add(image=name, codec="nic", width=width, depth=depth, iterations=it, levels=lv, bytes=len(data),
+                       bpp=f"{8 * len(data) / n:.6f}", psnr_rgb=f"{p:.4f}", encode_s=f"{seconds[it] + t2 - t1:.3f}",
+                       decode_s=f"{t3 - t2:.3f}")
+        print(f"  {name} NIC {arch}: {max(iterations)} steps in {seconds[max(iterations)]:.0f} s, "
+              f"{len(todo)} points, best {best:.2f} dB", flush=True)
+
+
+# --- summaries ------------------------------------------------------------------------------------------------
+
+def read_reference(reference_dir: str, codec_name: str, images) -> list[dict]:
+    path = os.path.join(reference_dir, f"{codec_name}.csv")
+    if not os.path.exists(path):
+        return []
+    return [r for r in read_rows(path) if r["image"] in images]
+
+
+def average_curve(rows: list[dict], images, key) -> list[dict]:
+    """Mean bpp and mean PSNR over `images` per key(row); only keys measured on every image."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(key(r), {})[r["image"]] = (float(r["bpp"]), float(r["psnr_rgb"]))
+    out = []
+    for k, per_image in groups.items():
+        if all(i in per_image for i in images):
+            vals = np.array([per_image[i] for i in images])
+            out.append({"key": k, "bpp": float(vals[:, 0].mean()), "psnr": float(vals[:, 1].mean())})
+    return sorted(out, key=lambda p: p["bpp"])
+
+
+def nic_key(r: dict) -> tuple:
+    return int(r["width"]), int(r["depth"]), int(r["iterations"]), int(r["levels"])
+
+
+def nic_label(k: tuple) -> str:
+    return f"{k[0]}x{k[1]} it{k[2]} L{k[3]}"
+
+
+def envelope_points(points: list[dict]) -> list[dict]:
+    if not points:
+        return []
+    idx = rd.envelope([p["bpp"] for p in points], [p["psnr"] for p in points])
+    return [points[i] for i in idx]
+
+
+def bd_row(test: str, anchor: str, scope: str, t_pts, a_pts) -> dict:
+    """BD-rate and BD-PSNR of test against anchor; NaN when the curves share less than MIN_OVERLAP_DB of PSNR."""
+    tr, tp = [p["bpp"] for p in t_pts], [p["psnr"] for p in t_pts]
+    ar, ap = [p["bpp"] for p in a_pts], [p["psnr"] for p in a_pts]
+    lo, hi = max(min(tp), min(ap)), min(max(tp), max(ap))
+    bd = bdp = float("nan")
+    if hi - lo >= MIN_OVERLAP_DB:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bd = rd.bd_rate(ar, ap, tr, tp)
+            bdp = rd.bd_psnr(ar, ap, tr, tp)
+    return {"test": test, "anchor": anchor, "scope": scope, "bd_rate_percent": bd, "bd_psnr_db": bdp,
+            "overlap_lo_db": lo if hi > lo else float("nan"), "overlap_hi_db": hi if hi > lo else float("nan")}
+
+
+def fmt(x: float, spec: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def summarize(out: str, command: str, seconds: float | None) -> list[dict]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_rows(os.path.join(out, "points.csv"))
+    nic_rows = [r for r in rows if r["codec"] == "nic"]
+    images = sorted({r["image"] for r in nic_rows})
+    if not images:
+        raise SystemExit(f"no NIC rows in {out}/points.csv")
+    for c in MEASURED:  # evaluate only images every measured codec has
+        images = [i for i in images if any(r["image"] == i and r["codec"] == c for r in rows)]
+    curves = {}  # codec -> average points
+    for c in MEASURED:
+        curves[c] = average_curve([r for r in rows if r["codec"] == c], images, lambda r: int(r["param"]))
+    reference_rows = {c: read_reference(FLAGS.reference_dir, c, images) for c in list(REFERENCE) + list(MEASURED)}
+    for c in REFERENCE:
+        curves[c] = average_curve(reference_rows[c], images, lambda r: float(r["param"]))
+    nic_points = average_curve(nic_rows, images, nic_key)
+    nic_env = envelope_points(nic_points)
+
+    # BD-rates: NIC's envelope against every codec, on the average and per image
+    bd = []
+    for c in list(MEASURED) + list(REFERENCE):
+        if curves[c]:
+            bd.append(bd_row("nic", c, f"average of {len(images)}", nic_env, curves[c]))
+    per_image = {}
+    for name in images:
+        pts = average_curve([r for r in nic_rows if r["image"] == name], [name], nic_key)
+        env = envelope_points(pts)
+        per_image[name] = (pts, env)
+        for c in MEASURED:
+            anchor = average_curve([r for r in rows if r["codec"] == c and r["image"] == name], [name],
+                                   lambda r: int(r["param"]))
+            bd.append(bd_row("nic", c, name, env, anchor))
+    # context: the published 24-image curves against the 24-image JPEG of the reference measurements
+    all_jpeg = read_reference(FLAGS.reference_dir, "jpeg", [f"kodim{i:02d}" for i in range(1, 25)])
+    jpeg24 = average_curve(all_jpeg, [f"kodim{i:02d}" for i in range(1, 25)], lambda r: int(r["param"]))
+    published_bd = []
+    if jpeg24:
+        for label, d in PUBLISHED.items():
+            pts = [{"bpp": b, "psnr": p} for b, p in zip(d["bpp"], d["psnr"])]
+            published_bd.append(bd_row(label, "jpeg (reference CSV, 24 images)", "average of 24", pts, jpeg24))
+
+    # measured Pillow points against the reference measurements of the same images (same settings)
+    checks = []
+    for c in MEASURED:
+        ref = {(r["image"], int(r["param"])): (float(r["bpp"]), float(r["psnr_rgb"])) for r in reference_rows[c]}
+        diffs = [(abs(float(r["bpp"]) - ref[k][0]), abs(float(r["psnr_rgb"]) - ref[k][1]))
+                 for r in rows if r["codec"] == c and r["image"] in images
+                 for k in [(r["image"], int(r["param"]))] if k in ref]
+        if diffs:
+            d = np.array(diffs)
+            checks.append((c, len(diffs), d[:, 0].max(), d[:, 1].max()))
+
+    write_csvs(out, curves, nic_points, nic_env, bd + published_bd, len(images))
+    plot_average(plt, out, images, curves, nic_points, nic_env)
+    plot_per_image(plt, out, images, rows, reference_rows, per_image)
+    write_summary(out, command, seconds, images, curves, nic_env, bd, published_bd, checks, nic_rows)
+    return bd
+
+
+def write_csvs(out, curves, nic_points, nic_env, bd, n_images):
+    with open(os.path.join(out, "average.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["codec", "param", "bpp", "psnr_rgb", "images", "on_envelope", "source"])
+        env = {p["key"] for p in nic_env}
+        for p in nic_points:
+            w.writerow(["nic", nic_label(p["key"]), f"{p['bpp']:.6f}", f"{p['psnr']:.4f}", n_images,
+                        int(p["key"] in env), "measured"])
+        for c, pts in curves.items():
+            for p in pts:
+                w.writerow([c, p["key"], f"{p['bpp']:.6f}", f"{p['psnr']:.4f}", n_images, "",
+                            "measured" if c in MEASURED else "reference CSV"])
+        for label, d in PUBLISHED.items():
+            for b, p in zip(d["bpp"], d["psnr"]):
+                w.writerow([label, "", b, p, 24, "", "published: " + d["citation"]])
+    with open(os.path.join(out, "bd_rates.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(bd[0]))
+        w.writeheader()
+        for r in bd:
+            w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _curve(ax, pts, **kw):
+    ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], **kw)
+
+
+def plot_average(plt, out, images, curves, nic_points, nic_env):
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    ax.scatter([p["bpp"] for p in nic_points], [p["psnr"] for p in nic_points], s=10, color="tab:blue", alpha=0.3,
+               label="NIC operating points (width×depth, iterations, levels)")
+    _curve(ax, nic_env, color="tab:blue", lw=2.5, marker="o", label="NIC envelope (nicjax, this run)")
+    for c, label in MEASURED.items():
+        _curve(ax, curves[c], color=COLOURS[c], lw=1.8, marker=".", label=f"{label} (Pillow, this run)")
+    for c, label in REFERENCE.items():
+        if curves.get(c):
+            _curve(ax, curves[c], color=COLOURS[c], lw=1.2, ls="--", label=f"{label} (reference CSV)")
+    markers = iter("s^vD")
+    for label, d in PUBLISHED.items():
+        ax.plot(d["bpp"], d["psnr"], ls=":", marker=next(markers), ms=4, lw=1, color="black", alpha=0.6,
+                label=f"{label} (published, all 24 images)")
+    ax.set_xscale("log")
+    ax.set_xlim(0.02, 2.5)
+    lo = min(p["psnr"] for p in nic_points)
+    ax.set_ylim(max(15, math.floor(lo) - 1), 42)
+    ax.set_xlabel("bits per pixel (log scale)")
+    ax.set_ylabel("PSNR RGB (dB), mean over images")
+    ax.set_title(f"Kodak, average over {len(images)} image(s): {', '.join(images) if len(images) <= 6 else 'all'}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "kodak_rd.png"), dpi=130)
+    plt.close(fig)
+
+
+def plot_per_image(plt, out, images, rows, reference_rows, per_image):
+    cols = min(3, len(images))
+    nrows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.8 * nrows), squeeze=False)
+    for ax, name in zip(axes.ravel(), images):
+        pts, env = per_image[name]
+        ax.scatter([p["bpp"] for p in pts], [p["psnr"] for p in pts], s=8, color="tab:blue", alpha=0.3)
+        _curve(ax, env, color="tab:blue", lw=2, marker="o", ms=3, label="NIC envelope")
+        for c, label in MEASURED.items():
+            pts_c = average_curve([r for r in rows if r["codec"] == c and r["image"] == name], [name],
+                                  lambda r: int(r["param"]))
+            _curve(ax, pts_c, color=COLOURS[c], lw=1.5, marker=".", label=label)
+        for c, label in REFERENCE.items():
+            pts_c = average_curve([r for r in reference_rows[c] if r["image"] == name], [name],
+                                  lambda r: float(r["param"]))
+            if pts_c:
+                _curve(ax, pts_c, color=COLOURS[c], lw=1, ls="--", label=label)
+        ax.set_xscale("log")
+        ax.set_xlim(0.02, 2.5)
+        ax.set_ylim(max(15, math.floor(min(p["psnr"] for p in pts)) - 1), 44)
+        ax.set_title(name)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_xlabel("bpp")
+        ax.set_ylabel("PSNR RGB (dB)")
+    for ax in axes.ravel()[len(images):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "kodak_rd_per_image.png"), dpi=110)
+    plt.close(fig)
+
+
+def write_summary(out, command, seconds, images, curves, nic_env, bd, published_bd, checks, nic_rows):
+    lines = [f"# Kodak: NIC against Pillow's JPEG, WebP and JPEG 2000", "", f"Command: `{command}`", "",
+             f"Images ({len(images)}): {', '.join(images)}. NIC settings: archs {','.join(FLAGS.archs)}, iterations "
+             f"{','.join(FLAGS.iterations)}, levels {','.join(FLAGS.levels)}, lr {FLAGS.lr:g}, batch {FLAGS.batch}, "
+             f"colour space {FLAGS.colour_space}, reference {FLAGS.reference}, seed {FLAGS.seed}."]
+    if seconds is not None:
+        lines.append(f"Wall time of the last invocation: {seconds / 60:.1f} min (earlier rows of points.csv may "
+                     "come from earlier, resumed invocations).")
+    fit_s = {}
+    for r in nic_rows:
+        k = (r["image"], r["width"], r["depth"])
+        fit_s[k] = max(fit_s.get(k, 0.0), float(r["encode_s"]))
+    lines += [f"NIC training time, all networks and images: {sum(fit_s.values()) / 60:.1f} min.", "",
+              "## BD-rate of the NIC envelope (negative: NIC needs fewer bits at equal PSNR)", "",
+              f"PCHIP over the PSNR range both curves cover (`nicjax.rd.bd_rate`); n/a where they share less than "
+              f"{MIN_OVERLAP_DB:g} dB.", "",
+              "| anchor | scope | BD-rate | BD-PSNR | PSNR overlap |", "|---|---|---|---|---|"]
+    for r in bd:
+        name = MEASURED.get(r["anchor"]) or REFERENCE.get(r["anchor"], r["anchor"])
+        lines.append(f"| {name} | {r['scope']} | {fmt(r['bd_rate_percent'], '+.1f')} % | "
+                     f"{fmt(r['bd_psnr_db'], '+.2f')} dB | {fmt(r['overlap_lo_db'], '.2f')}–"
+                     f"{fmt(r['overlap_hi_db'], '.2f')} dB |")
+    lines += ["", "## NIC envelope (average over the images)", "", "| operating point | bpp | PSNR (dB) |",
+              "|---|---|---|"]
+    lines += [f"| {nic_label(p['key'])} | {p['bpp']:.4f} | {p['psnr']:.2f} |" for p in nic_env]
+    lines += ["", "## Average curves of the other codecs over the same images", ""]
+    for c, pts in curves.items():
+        label = MEASURED.get(c) or REFERENCE.get(c)
+        src = "Pillow, this run" if c in MEASURED else "reference CSV"
+        lines.append(f"- {label} ({src}): " + ", ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in pts))
+    if checks:
+        lines += ["", "## Check: Pillow measured here against the reference CSVs (same images, same settings)", ""]
+        lines += [f"- {MEASURED[c]}: {n} points, max |Δbpp| {db:.4f}, max |ΔPSNR| {dp:.3f} dB"
+                  for c, n, db, dp in checks]
+    if published_bd:
+        lines += ["", "## Context: published 24-image curves against JPEG (reference CSV, all 24 images)", "",
+                  "Not comparable with the table above unless all 24 images were evaluated.", "",
+                  "| method | BD-rate vs JPEG | PSNR overlap |", "|---|---|---|"]
+        for r in published_bd:
+            lines.append(f"| {r['test']} | {fmt(r['bd_rate_percent'], '+.1f')} % | "
+                         f"{fmt(r['overlap_lo_db'], '.2f')}–{fmt(r['overlap_hi_db'], '.2f')} dB |")
+        lines += ["", "Sources: experiments/kodak_published.py."]
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+# --- main -----------------------------------------------------------------------------------------------------
+
+def check_settings(out: str) -> None:
+    """points.csv rows do not record lr, batch, seed, ...: refuse to mix rows made with other settings."""
+    path = os.path.join(out, "settings.json")
+    settings = {k: getattr(FLAGS, k) for k in SETTINGS}
+    if os.path.exists(path) and os.path.exists(os.path.join(out, "points.csv")):
+        with open(path) as f:
+            before = json.load(f)
+        if before != settings:
+            raise SystemExit(f"{out} holds points made with {before}, not {settings}: use another --out")
+    with open(path, "w") as f:
+        json.dump(settings, f, indent=1)
+
+
+def apply_full_preset():
+    if not FLAGS.full:
+        return
+    if not FLAGS["images"].present:
+        FLAGS.images = [f"kodim{i:02d}" for i in range(1, 25)]
+    if not FLAGS["archs"].present:
+        FLAGS.archs = FULL_ARCHS
+    if not FLAGS["iterations"].present:
+        FLAGS.iterations = FULL_ITERATIONS
+
+
+def main(argv):
+    del argv
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU found" noise on CPU hosts
+    apply_full_preset()
+    command = "python -m " + " ".join(["experiments.kodak"] + sys.argv[1:])
+    os.makedirs(FLAGS.out, exist_ok=True)
+    t_start = time.perf_counter()
+    added = 0
+    if not FLAGS.summarize_only:
+        archs = [a for a in FLAGS.archs]
+        for a in archs:
+            parse_arch(a)
+        iterations = sorted({int(i) for i in FLAGS.iterations})
+        levels = sorted({int(v) for v in FLAGS.levels})
+        step = fit.FitConfig.steps_per_call
+        if any(i % step and i != max(iterations) for i in iterations):
+            raise SystemExit(f"--iterations must be multiples of {step} (snapshots are taken between jit chunks)")
+        check_settings(FLAGS.out)
+        writer = RowWriter(os.path.join(FLAGS.out, "points.csv"))
+        try:
+            for name in FLAGS.images:
+                t0 = time.perf_counter()
+                pixels = image.read_image(os.path.join(FLAGS.data_dir, f"{name}.png")).pixels
+                if pixels.shape[2] != 3:
+                    raise SystemExit(f"{name}: expected an RGB image")
+                run_pillow(name, pixels, writer)
+                run_nic(name, pixels, archs, iterations, levels, writer)
+                print(f"{name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        finally:
+            writer.close()
+            added = writer.added
+    seconds = time.perf_counter() - t_start if added else None
+    bd = summarize(FLAGS.out, command, seconds)
+    print(f"\nBD-rate of the NIC envelope (PCHIP over the common PSNR range); {FLAGS.out}/summary.md:")
+    for r in bd:
+        if r["scope"].startswith("average"):
+            print(f"  vs {r['anchor']:9s} {fmt(r['bd_rate_percent'], '+7.1f')} %   ({r['scope']} images, overlap "
+                  f"{fmt(r['overlap_lo_db'], '.2f')}–{fmt(r['overlap_hi_db'], '.2f')} dB)")
+    print(f"figures: {FLAGS.out}/kodak_rd.png, {FLAGS.out}/kodak_rd_per_image.png; tables: points.csv, "
+          f"average.csv, bd_rates.csv")
+
+
+if __name__ == "__main__":
+    app.run(main)

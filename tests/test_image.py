@@ -1,0 +1,155 @@
+"""Images through the shared codec path: bitstream round trips, odd sizes, other resolutions, modes, the CLI."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from nicjax import bitstream, codec, fit, siren
+from nicjax.errors import NicError
+from nicjax.signals import image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2),
+                         fit=fit.FitConfig(steps=150, learning_rate=2e-3, batch_size=512), levels=64)
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    pixels = image.procedural_image(24, 36).pixels
+    return pixels, codec.compress_image(pixels, TINY, progress=False)
+
+
+def test_grid_is_pixel_centres_in_the_unit_square():
+    g = image.grid(2, 4)
+    np.testing.assert_allclose(g[:4, 0], -0.5)  # first row: y = (2·0 + 1)/2 − 1
+    np.testing.assert_allclose(g[:4, 1], [-0.75, -0.25, 0.25, 0.75])
+    assert g.dtype == np.float32 and g.shape == (8, 2)
+    big = image.grid(7, 11)
+    assert np.abs(big).max() < 1 and np.allclose(big.mean(axis=0), 0, atol=1e-7)
+
+
+def test_round_trip_through_the_bitstream(encoded):
+    pixels, result = encoded
+    header, _ = bitstream.decode(result.data)
+    assert (header.signal, header.height, header.image_width) == (bitstream.SIGNAL_IMAGE, 24, 36)
+    assert (header.in_dim, header.out_dim, header.colour_space) == (2, 3, bitstream.COLOUR_RGB)
+    decoded = codec.decompress_image(result.data)  # the file alone
+    np.testing.assert_array_equal(decoded, result.decoded)
+    assert decoded.dtype == np.uint8 and decoded.shape == pixels.shape
+    assert result.psnr == pytest.approx(image.image_psnr(pixels, decoded))
+    assert result.psnr > 22, result.psnr
+    assert result.bits_per_pixel == 8 * len(result.data) / (24 * 36)
+    assert codec.compress_image(pixels, TINY, progress=False).data == result.data  # same seed, same bytes
+
+
+def test_decoding_on_a_finer_grid_samples_the_same_function(encoded):
+    pixels, result = encoded
+    fine = codec.decompress_image(result.data, scale=3)
+    assert fine.shape == (72, 108, 3)
+    # with an odd factor, the centre sub-pixel of every 3×3 block is the coded pixel's centre
+    assert np.abs(fine[1::3, 1::3].astype(int) - result.decoded.astype(int)).max() <= 1
+    assert codec.decompress_image(result.data, scale=0.5).shape == (12, 18, 3)
+    with pytest.raises(ValueError, match="positive"):
+        codec.decompress_image(result.data, scale=0)
+
+
+def test_a_point_cloud_file_is_not_an_image_and_back(encoded, small_cloud):
+    _, result = encoded
+    with pytest.raises(NicError, match="point cloud"):
+        codec.decompress(result.data, small_cloud.xyz)
+    model = siren.SirenConfig(width=16, depth=2)
+    cloud_file = codec.encode_params(codec.cloud_header(codec.CodecConfig(model=model), small_cloud.xyz, 8),
+                                     siren.init_params(model, jax.random.key(0)), 64)
+    codec.decompress(cloud_file, small_cloud.xyz)
+    with pytest.raises(NicError, match="image"):
+        codec.decompress_image(cloud_file)
+
+
+@pytest.mark.parametrize("size,colour_space", [((1, 1), "rgb"), ((13, 7), "ycbcr")])
+def test_odd_sizes_and_colour_spaces(size, colour_space):
+    pixels = image.procedural_image(*size, seed=1).pixels
+    config = dataclasses.replace(TINY, colour_space=colour_space, fit=fit.FitConfig(steps=60, learning_rate=2e-3))
+    result = codec.compress_image(pixels, config, progress=False)
+    assert result.decoded.shape == pixels.shape
+    assert result.header.colour_space == codec.COLOUR_SPACES[colour_space]  # recorded in the file
+    np.testing.assert_array_equal(codec.decompress_image(result.data), result.decoded)
+    assert result.psnr > 15, result.psnr
+    with pytest.raises(ValueError, match="colour space"):
+        codec.image_signal(pixels, dataclasses.replace(TINY, colour_space="lab"))
+
+
+def save(tmp_path, name, img):
+    path = str(tmp_path / name)
+    img.save(path)
+    return path
+
+
+def test_grayscale_8_and_16_bit_are_coded_as_one_channel(tmp_path):
+    gray = image.procedural_image(12, 20).pixels[:, :, 1]
+    img = image.read_image(save(tmp_path, "g.png", PILImage.fromarray(gray, "L")))
+    assert img.pixels.shape == (12, 20, 1) and img.colour_bits == 8
+    config = dataclasses.replace(TINY, fit=fit.FitConfig(steps=30, learning_rate=2e-3))
+    result = codec.compress_image(img, config, progress=False)
+    assert result.header.out_dim == 1 and result.decoded.shape == (12, 20, 1)
+
+    deep = gray.astype(np.uint16) * 257
+    img16 = image.read_image(save(tmp_path, "g16.png", PILImage.fromarray(deep)))
+    assert img16.colour_bits == 16
+    np.testing.assert_array_equal(img16.pixels[:, :, 0], deep)
+    result16 = codec.compress_image(img16, config, progress=False)
+    assert result16.decoded.dtype == np.uint16 and result16.header.colour_bits == 16
+    np.testing.assert_array_equal(codec.decompress_image(result16.data), result16.decoded)
+    image.write_image(str(tmp_path / "back16.png"), result16.decoded)
+    np.testing.assert_array_equal(image.read_image(str(tmp_path / "back16.png")).pixels, result16.decoded)
+
+
+def test_modes_are_converted_or_refused_clearly(tmp_path):
+    rgb = image.procedural_image(8, 10).pixels
+    opaque = np.concatenate([rgb, np.full((8, 10, 1), 255, np.uint8)], axis=2)
+    img = image.read_image(save(tmp_path, "opaque.png", PILImage.fromarray(opaque, "RGBA")))
+    np.testing.assert_array_equal(img.pixels, rgb)  # an opaque alpha channel is dropped
+    palette = PILImage.fromarray(rgb, "RGB").quantize(16)
+    assert image.read_image(save(tmp_path, "p.png", palette)).pixels.shape == (8, 10, 3)
+
+    transparent = opaque.copy()
+    transparent[0, 0, 3] = 10
+    with pytest.raises(NicError, match="transparency"):
+        image.read_image(save(tmp_path, "t.png", PILImage.fromarray(transparent, "RGBA")))
+    with pytest.raises(NicError, match="unsupported image mode F"):
+        image.read_image(save(tmp_path, "f.tiff", PILImage.fromarray(np.zeros((4, 4), np.float32), "F")))
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    with pytest.raises(NicError, match="not an image"):
+        image.read_image(str(tmp_path / "junk.png"))
+    with pytest.raises(NicError, match="no such file"):
+        image.read_image(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="16-bit"):
+        codec.image_signal(np.zeros((4, 4, 3), np.uint16))
+
+
+def run(module, *args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_round_trip_needs_no_geometry(tmp_path):
+    pixels = image.procedural_image(20, 28).pixels
+    image.write_image(str(tmp_path / "photo.png"), pixels)
+    fast = ["--width", "16", "--depth", "2", "--steps", "100", "--levels", "64", "--noprogress"]
+    proc = run("nicjax.compress", "photo.png", "-o", "photo.nic", *fast, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bpp = float(proc.stdout.split("bpp")[1].split()[0])
+    psnr = float(proc.stdout.split("PSNR")[1].split()[1])
+    assert bpp == pytest.approx(8 * (tmp_path / "photo.nic").stat().st_size / (20 * 28), abs=1e-3)
+    proc = run("nicjax.decompress", "photo.nic", "-o", "decoded.png", "--original", "photo.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    decoded = image.read_image(str(tmp_path / "decoded.png")).pixels
+    assert abs(image.image_psnr(pixels, decoded) - psnr) < 0.01  # what the encoder printed is what was written
+    assert float(proc.stdout.split("PSNR")[1].split()[1]) == pytest.approx(psnr, abs=0.01)
+
