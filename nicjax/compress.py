@@ -33,6 +33,8 @@ flags.DEFINE_integer("levels", _DEFAULTS.levels, f"Quantization levels per layer
                      f"{_IMAGE.levels}.")
 flags.DEFINE_float("lr", _DEFAULTS.fit.learning_rate, f"Adam learning rate (peak of the schedule); images: "
                    f"{_IMAGE.fit.learning_rate}.")
+flags.DEFINE_enum("preset", "default", list(codec.PRESETS), "Point clouds: the settings flags left unset take "
+                  "('paper': Adam 1e-5 for 20000 steps, constant rate, as in the paper).")
 flags.DEFINE_enum("schedule", _DEFAULTS.fit.schedule, ["cosine", "constant"], "Learning-rate schedule.")
 flags.DEFINE_integer("batch", _DEFAULTS.fit.batch_size, f"Points or pixels per training step (random "
                      f"minibatch); images: {_IMAGE.fit.batch_size}.")
@@ -81,7 +83,7 @@ def _output(source: str | None, fallback: str) -> str:
 
 
 def compress_cloud(cloud: pointcloud.PointCloud, source: str, output: str) -> None:
-    config = config_from_flags()
+    config = config_from_flags(codec.PRESETS[FLAGS.preset])
     _check(config)
     if FLAGS.colour_space not in ("auto", "ycbcr"):
         cli.fail("--colour_space: point clouds are coded in YCbCr", 2)
