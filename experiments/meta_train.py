@@ -134,7 +134,9 @@ def main(argv):
     init = inits.Init(model=model, params=jax.tree_util.tree_map(np.asarray, params))
     out = FLAGS.output or os.path.join(FLAGS.workdir, f"{init.id}.init")
     inits.save(init, out)
-    print(f"held-out post-adaptation PSNR: {first:.2f} dB at the random init -> {heldout_psnr(params):.2f} dB")
+    where = "the random init" if start == 0 else f"step {start} (resumed)"
+    print(f"held-out post-adaptation PSNR: {first:.2f} dB at {where} -> {heldout_psnr(params):.2f} dB at step "
+          f"{config.outer_steps}")
     print(f"init {init.id} written to {out}")
 
 
