@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 from absl import flags
 
 from nicjax import bitstream, cli, codec
@@ -78,6 +79,29 @@ def decompress_cloud(source: str, data: bytes, header: bitstream.Header, params,
     print(f"time    decode {seconds:.2f} s")
 
 
+def decompress_raht(source: str, data: bytes, t0: float) -> None:
+    """A file of the RAHT baseline (`compress --codec raht`): decoded on the voxelized geometry."""
+    from nicjax.baselines import raht
+    from nicjax.errors import NicError
+
+    if not FLAGS.geometry:
+        cli.fail("--geometry GEOMETRY.ply is required for a point cloud", 2)
+    output = _output(source, ".ply")
+    xyz = pointcloud.read_geometry(FLAGS.geometry)
+    if not np.array_equal(xyz, np.rint(xyz)):
+        xyz = pointcloud.voxelize_geometry(xyz)  # the encoder needed --voxelize for such a geometry
+    try:
+        rgb = raht.decode(data, raht.check_coords(xyz))
+    except ValueError as e:
+        raise NicError(str(e))
+    seconds = time.perf_counter() - t0
+    pointcloud.write_ply(output, xyz, rgb)
+    print(f"output  {output}")
+    print(f"points  {len(xyz)}")
+    print(f"bpp     {8 * len(data) / len(xyz):.4f}")
+    print(f"time    decode {seconds:.2f} s (RAHT)")
+
+
 def main(argv):
     if len(argv) != 2:
         cli.fail("usage: python -m nicjax.decompress INPUT.nic -o DECODED.png  (an image), or "
@@ -85,6 +109,8 @@ def main(argv):
     source = argv[1]
     t0 = time.perf_counter()
     data = cli.read_bytes(source)
+    if data[:4] == b"RAHT":
+        return decompress_raht(source, data, t0)
     header, params = codec.decode_params(data, (FLAGS.init,) if FLAGS.init else ())
     if header.signal == bitstream.SIGNAL_IMAGE:
         decompress_image(source, data, header, params, t0)

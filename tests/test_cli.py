@@ -103,3 +103,19 @@ def test_default_run_needs_no_input(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "procedural" in proc.stdout
     assert (tmp_path / "procedural.nic").stat().st_size > 100
+
+
+def test_raht_baseline_through_the_same_cli(workdir):
+    d, _ = workdir
+    proc = run("nicjax.compress", "cloud.ply", "-o", "raht.nic", "--codec", "raht", "--raht_step", "16", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    y_encoder = float(proc.stdout.split("PSNR")[1].split()[1])
+    proc = run("nicjax.decompress", "raht.nic", "--geometry", "cloud.ply", "-o", "raht.ply", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("nicjax.metrics", "cloud.ply", "raht.ply", cwd=d)
+    assert abs(float(proc.stdout.split("Y-PSNR")[1].split()[0]) - y_encoder) < 0.01
+    other = smooth_cloud(n=1500, seed=7)
+    pointcloud.write_ply(str(d / "other.ply"), other.xyz, other.rgb)
+    proc = run("nicjax.decompress", "raht.nic", "--geometry", "other.ply", "-o", "bad.ply", cwd=d)
+    assert proc.returncode != 0 and "geometry" in error_line(proc)
+    assert not (d / "bad.ply").exists()
