@@ -63,6 +63,15 @@ def decompress_image(source: str, data: bytes, header: bitstream.Header, params,
     print(f"time    decode {seconds:.2f} s")
 
 
+def _write_cloud(output: str, xyz, rgb, data: bytes, t0: float, codec_name: str = "") -> None:
+    seconds = time.perf_counter() - t0
+    pointcloud.write_ply(output, xyz, rgb)
+    print(f"output  {output}")
+    print(f"points  {len(xyz)}")
+    print(f"bpp     {8 * len(data) / len(xyz):.4f}")
+    print(f"time    decode {seconds:.2f} s{codec_name}")
+
+
 def decompress_cloud(source: str, data: bytes, header: bitstream.Header, params, t0: float) -> None:
     if not FLAGS.geometry:
         cli.fail("--geometry GEOMETRY.ply is required for a point cloud", 2)
@@ -71,12 +80,7 @@ def decompress_cloud(source: str, data: bytes, header: bitstream.Header, params,
     output = _output(source, ".ply")
     xyz = pointcloud.read_geometry(FLAGS.geometry)
     xyz, rgb = codec.decode_cloud(header, params, xyz)
-    seconds = time.perf_counter() - t0
-    pointcloud.write_ply(output, xyz, rgb)
-    print(f"output  {output}")
-    print(f"points  {len(xyz)}")
-    print(f"bpp     {8 * len(data) / len(xyz):.4f}")
-    print(f"time    decode {seconds:.2f} s")
+    _write_cloud(output, xyz, rgb, data, t0)
 
 
 def decompress_raht(source: str, data: bytes, t0: float) -> None:
@@ -94,12 +98,7 @@ def decompress_raht(source: str, data: bytes, t0: float) -> None:
         rgb = raht.decode(data, raht.check_coords(xyz))
     except ValueError as e:
         raise NicError(str(e))
-    seconds = time.perf_counter() - t0
-    pointcloud.write_ply(output, xyz, rgb)
-    print(f"output  {output}")
-    print(f"points  {len(xyz)}")
-    print(f"bpp     {8 * len(data) / len(xyz):.4f}")
-    print(f"time    decode {seconds:.2f} s (RAHT)")
+    _write_cloud(output, xyz, rgb, data, t0, " (RAHT)")
 
 
 def main(argv):
