@@ -107,8 +107,7 @@ def plot_histogram(init, finetuned, path):
 def summarize(csv_path, out):
     import matplotlib.pyplot as plt
 
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = rd.read_rows(csv_path)
     lines = ["# Differential coding from a meta-learned init", "",
              f"Init: `{FLAGS.init}`; lr {FLAGS.lr}; snapshots {','.join(FLAGS.iterations)}; rates from real bytes.",
              "BD-rate (Y-PSNR, PCHIP) of each arm's envelope against `random_direct` (negative = fewer bits).", "",
@@ -159,10 +158,7 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     csv_path = os.path.join(FLAGS.out, "rd.csv")
     if not FLAGS.summarize_only:
-        done = set()
-        if os.path.exists(csv_path):
-            with open(csv_path, newline="") as f:
-                done = {(r["cloud"], r["arm"], r["iterations"], r["levels"]) for r in csv.DictReader(f)}
+        done = {(r["cloud"], r["arm"], r["iterations"], r["levels"]) for r in rd.read_rows(csv_path)}
         new = not os.path.exists(csv_path)
         with open(csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -87,20 +87,13 @@ COLOURS = {"jpeg": "tab:red", "webp": "tab:orange", "jpeg2000": "tab:brown", "av
 
 # --- bookkeeping ----------------------------------------------------------------------------------------------
 
-def read_rows(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def row_key(row: dict) -> tuple:
     return tuple(str(row.get(k, "")) for k in ("image", "codec", "param", "width", "depth", "iterations", "levels"))
 
 
 class RowWriter:
     def __init__(self, path: str):
-        self.done = {row_key(r) for r in read_rows(path)}
+        self.done = {row_key(r) for r in rd.read_rows(path)}
         new = not os.path.exists(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.added = 0
@@ -218,7 +211,7 @@ def read_reference(reference_dir: str, codec_name: str, images) -> list[dict]:
     path = os.path.join(reference_dir, f"{codec_name}.csv")
     if not os.path.exists(path):
         return []
-    return [r for r in read_rows(path) if r["image"] in images]
+    return [r for r in rd.read_rows(path) if r["image"] in images]
 
 
 def average_curve(rows: list[dict], images, key) -> list[dict]:
@@ -274,7 +267,7 @@ def summarize(out: str, command: str, seconds: float | None) -> list[dict]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = read_rows(os.path.join(out, "points.csv"))
+    rows = rd.read_rows(os.path.join(out, "points.csv"))
     nic_rows = [r for r in rows if r["codec"] == "nic"]
     images = sorted({r["image"] for r in nic_rows})
     if not images:

@@ -51,13 +51,6 @@ def cloud_name(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def read_rows(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def row_key(row: dict) -> tuple:
     return tuple(str(row[k]) for k in ("cloud", "codec", "width", "depth", "iterations", "levels", "raht_step"))
 
@@ -65,7 +58,7 @@ def row_key(row: dict) -> tuple:
 class RowWriter:
     def __init__(self, path: str):
         self.path = path
-        self.done = {row_key(r) for r in read_rows(path)}
+        self.done = {row_key(r) for r in rd.read_rows(path)}
         new = not os.path.exists(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.file = open(path, "a", newline="")
@@ -156,7 +149,7 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = read_rows(csv_path)
+    rows = rd.read_rows(csv_path)
     clouds = sorted({r["cloud"] for r in rows})
     lines = ["# R-D results", "", f"From `{csv_path}`; rates are colour bits per input point from real bytes. "
              "BD-rates: PCHIP over the overlapping PSNR range (bjontegaard); negative = NIC needs fewer bits.", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 
 import numpy as np
@@ -90,6 +91,14 @@ def _monotone(rates, psnrs):
                 out_r.append(r)
                 out_p.append(p)
     return np.asarray(out_r), np.asarray(out_p)
+
+
+def read_rows(path: str) -> list[dict]:
+    """The rows of an R-D CSV (what a resumable experiment has already measured); [] if there is none yet."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def read_gpcc_reference(path: str) -> dict:
