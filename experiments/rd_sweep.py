@@ -13,6 +13,7 @@ The CSV is appended row by row and the job resumes: rows already there are not r
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 import sys
@@ -33,18 +34,21 @@ flags.DEFINE_list("clouds", [f"{_DATA}/longdress_cwi_pcl_l{i}.ply" for i in (1, 
 flags.DEFINE_string("reference_dir", "../shared/reference/gpcc", "G-PCC reference TSVs (<cloud>_tmc13-*.tsv).")
 flags.DEFINE_list("widths", ["32", "64"], "SIREN widths.")
 flags.DEFINE_list("depths", ["3", "5"], "SIREN depths.")
+flags.DEFINE_list("omega0s", ["30"], "First-layer SIREN frequencies ω0 (the paper's is 30).")
 flags.DEFINE_list("iterations", ["1000", "3000"], "Training snapshots (the run lasts the largest).")
 flags.DEFINE_list("levels", [str(2**k) for k in range(4, 11)], "Quantization levels (2^2 .. 2^12 allowed).")
 flags.DEFINE_list("raht_steps", ["8", "12", "16", "24", "32", "48", "64", "96", "128", "192", "256"],
                   "RAHT quantization steps.")
 flags.DEFINE_float("lr", fit.FitConfig.learning_rate, "Adam learning rate.")
+flags.DEFINE_integer("qat_steps", 0, "Quantization-aware fine-tuning steps per coded snapshot (FitConfig.qat_steps).")
+flags.DEFINE_float("qat_lr", fit.FitConfig.qat_learning_rate, "Learning rate of the quantization-aware steps.")
 flags.DEFINE_integer("batch", fit.FitConfig.batch_size, "Points per training step.")
 flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_string("out", "results", "Output folder: rd.csv, rd_<cloud>.png, summary.md.")
 flags.DEFINE_bool("summarize_only", False, "Only redraw figures and tables from the CSV.")
 
-COLUMNS = ["cloud", "codec", "width", "depth", "iterations", "levels", "raht_step", "bytes", "bpp", "y_psnr",
-           "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
+KEY = ("cloud", "codec", "width", "depth", "omega0", "lr", "qat_steps", "qat_lr", "iterations", "levels", "raht_step")
+COLUMNS = list(KEY) + ["bytes", "bpp", "y_psnr", "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
 
 
 def cloud_name(path: str) -> str:
@@ -52,12 +56,17 @@ def cloud_name(path: str) -> str:
 
 
 def row_key(row: dict) -> tuple:
-    return tuple(str(row[k]) for k in ("cloud", "codec", "width", "depth", "iterations", "levels", "raht_step"))
+    return tuple(str(row[k]) for k in KEY)
 
 
 class RowWriter:
     def __init__(self, path: str):
         self.path = path
+        if os.path.exists(path):
+            with open(path, newline="") as f:
+                found = next(csv.reader(f), [])
+            if found != COLUMNS:
+                raise SystemExit(f"error: {path} has columns {found}, expected {COLUMNS}; use another --out")
         self.done = {row_key(r) for r in rd.read_rows(path)}
         new = not os.path.exists(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -87,43 +96,47 @@ def psnr_fields(cloud, rgb) -> dict:
 def sweep_nic(name, cloud, writer: RowWriter):
     iterations = sorted(int(i) for i in FLAGS.iterations)
     levels = [int(v) for v in FLAGS.levels]
-    for width in map(int, FLAGS.widths):
-        for depth in map(int, FLAGS.depths):
-            base = dict(cloud=name, codec="nic", width=width, depth=depth, raht_step="")
-            if all(writer.has(**base, iterations=i, levels=lv) for i in iterations for lv in levels):
-                continue
-            print(f"{name}: NIC {width}x{depth}, {iterations[-1]} steps", flush=True)
-            config = codec.CodecConfig(
-                model=siren.SirenConfig(width=width, depth=depth),
-                fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
-                                  seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations)))
-            header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
-            coords = pointcloud.normalise(cloud.xyz, header.offset, header.scale)
-            targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
-            t0 = time.perf_counter()
-            paused = [0.0]  # time spent coding snapshots is not training time
+    for width, depth, omega0 in itertools.product(map(int, FLAGS.widths), map(int, FLAGS.depths),
+                                                  map(float, FLAGS.omega0s)):
+        base = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}", lr=f"{FLAGS.lr:g}",
+                    qat_steps=FLAGS.qat_steps, qat_lr=f"{FLAGS.qat_lr:g}" if FLAGS.qat_steps else "", raht_step="")
+        if all(writer.has(**base, iterations=i, levels=lv) for i in iterations for lv in levels):
+            continue
+        print(f"{name}: NIC {width}x{depth} ω0={omega0:g}, {iterations[-1]} steps", flush=True)
+        config = codec.CodecConfig(
+            model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
+            fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
+                              seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations),
+                              qat_steps=FLAGS.qat_steps, qat_learning_rate=FLAGS.qat_lr))
+        header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
+        coords = pointcloud.normalise(cloud.xyz, header.offset, header.scale)
+        targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
+        t0 = time.perf_counter()
+        paused = [0.0]  # time spent coding snapshots is not training time
 
-            def snapshot(step, params):
-                if step not in iterations:
-                    return
-                t_snap = time.perf_counter()
-                train_s = t_snap - t0 - paused[0]
-                for lv in levels:
-                    if writer.has(**base, iterations=step, levels=lv):
-                        continue
-                    t = time.perf_counter()
-                    data = codec.encode_params(header, params, lv)
-                    enc_s = train_s + time.perf_counter() - t
-                    t = time.perf_counter()
-                    xyz, rgb = codec.decompress_cloud(data, cloud.xyz)
-                    dec_s = time.perf_counter() - t
-                    writer.add(dict(base, iterations=step, levels=lv, bytes=len(data),
-                                    bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
-                                    decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
-                paused[0] += time.perf_counter() - t_snap
+        def snapshot(step, params):
+            if step not in iterations:
+                return
+            t_snap = time.perf_counter()
+            train_s = t_snap - t0 - paused[0]
+            for lv in levels:
+                if writer.has(**base, iterations=step, levels=lv):
+                    continue
+                t = time.perf_counter()
+                coded, steps = codec.quantization_aware(header, params, lv, coords, targets, config.fit,
+                                                        progress=False)
+                data = codec.encode_params(header, coded, lv, steps=steps)
+                enc_s = train_s + time.perf_counter() - t
+                t = time.perf_counter()
+                xyz, rgb = codec.decompress_cloud(data, cloud.xyz)
+                dec_s = time.perf_counter() - t
+                writer.add(dict(base, iterations=step, levels=lv, bytes=len(data),
+                                bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
+                                decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
+            paused[0] += time.perf_counter() - t_snap
 
-            init = siren.init_params(config.model, jax.random.key(FLAGS.seed))
-            fit.fit(config.model, init, coords, targets, config.fit, progress=True, callback=snapshot)
+        init = siren.init_params(config.model, jax.random.key(FLAGS.seed))
+        fit.fit(config.model, init, coords, targets, config.fit, progress=True, callback=snapshot)
 
 
 def sweep_raht(name, cloud, writer: RowWriter):

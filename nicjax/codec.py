@@ -244,12 +244,16 @@ def targets_for(signal: Signal) -> np.ndarray:
     return targets_from_colours(signal.colours, signal.colour_bits, signal.colour_space)
 
 
+def _fit_config(signal: Signal, config: CodecConfig) -> fitting.FitConfig:
+    if signal.loss_weights is None:
+        return config.fit
+    return dataclasses.replace(config.fit, loss_weights=tuple(signal.loss_weights))
+
+
 def fit_signal(signal: Signal, config: CodecConfig, *, progress: bool = True, callback=None):
     """Trains the SIREN (from the init artefact, or the seeded init) on the signal; returns (params, history)."""
     model = model_for(signal, config)
-    fit_config = config.fit
-    if signal.loss_weights is not None:
-        fit_config = dataclasses.replace(fit_config, loss_weights=tuple(signal.loss_weights))
+    fit_config = _fit_config(signal, config)
     start, init = start_init(config, model)
     if init is not None:
         model = dataclasses.replace(init.model, in_dim=model.in_dim, out_dim=model.out_dim)
@@ -262,9 +266,24 @@ def _search(config: CodecConfig) -> tuple:
     return (config.init,) if config.init else ()
 
 
-def encode_params(header: bitstream.Header, params, levels: int, init_search: tuple = ()) -> bytes:
-    """Quantizes params against the header's reference and writes the file's bytes."""
-    return bitstream.encode(header, quant.quantize(params, reference_params(header, init_search), levels))
+def quantization_aware(header: bitstream.Header, params, levels: int, coords, targets, fit_config: fitting.FitConfig,
+                       *, init_search: tuple = (), progress: bool = True):
+    """Fine-tunes through the quantizer at `levels` for fit_config.qat_steps (FitConfig.qat_steps).
+
+    Returns (params, steps): encode them with `encode_params(..., steps=steps)`, the steps trained for. With
+    qat_steps = 0 the params come back unchanged with the steps `quantize` would choose.
+    """
+    reference = reference_params(header, init_search)
+    steps = quant.tensor_steps(params, reference, levels)
+    if fit_config.qat_steps > 0:
+        params, _ = fitting.fit(model_of(header), params, coords, targets, fitting.qat_config(fit_config),
+                                progress=progress, quantizer=(reference, steps))
+    return params, steps
+
+
+def encode_params(header: bitstream.Header, params, levels: int, init_search: tuple = (), steps=None) -> bytes:
+    """Quantizes params against the header's reference and writes the file's bytes (`steps`: see quantize)."""
+    return bitstream.encode(header, quant.quantize(params, reference_params(header, init_search), levels, steps))
 
 
 def decode_params(data: bytes, init_search: tuple = ()):
@@ -284,8 +303,10 @@ def encode_signal(signal: Signal, config: CodecConfig, *, progress: bool = True,
     quant.check_levels(config.levels)
     header = signal_header(signal, config)
     params, _ = fit_signal(signal, config, progress=progress, callback=callback)
+    params, steps = quantization_aware(header, params, config.levels, signal.coords, targets_for(signal),
+                                       _fit_config(signal, config), init_search=_search(config), progress=progress)
     t_fit = time.perf_counter()
-    data = encode_params(header, params, config.levels, init_search=_search(config))
+    data = encode_params(header, params, config.levels, init_search=_search(config), steps=steps)
     return data, header, params, {"fit": t_fit - t0, "encode": time.perf_counter() - t0}
 
 

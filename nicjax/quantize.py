@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 MIN_LOG2_LEVELS, MAX_LOG2_LEVELS = 2, 12
@@ -59,17 +60,42 @@ def layer_step(diff: np.ndarray, levels: int) -> np.float32:
     return step if step > 0 else np.float32(np.finfo(np.float32).tiny)
 
 
-def quantize(params, reference, levels: int) -> list[QuantizedTensor]:
-    """Quantizes params − reference per tensor. `reference` has the same structure (zeros for direct coding)."""
-    levels = check_levels(levels)
-    out = []
+def _diffs(params, reference):
     for (name, w), (ref_name, r) in zip(flatten(params), flatten(reference)):
         if name != ref_name or w.shape != r.shape:
             raise ValueError(f"reference does not match the network at {name} ({ref_name}, {r.shape} vs {w.shape})")
-        diff = w.astype(np.float64) - r.astype(np.float64)
-        step = layer_step(diff, levels)
+        yield name, w.shape, w.astype(np.float64) - r.astype(np.float64)
+
+
+def tensor_steps(params, reference, levels: int):
+    """The per-tensor steps `quantize` would choose, as a pytree like `params` (float32 scalars)."""
+    levels = check_levels(levels)
+    steps = [layer_step(diff, levels) for _, _, diff in _diffs(params, reference)]
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), steps)
+
+
+def fake_quantize(params, reference, steps):
+    """reference + step·round((w − reference)/step) in the forward pass, identity in the backward pass (the
+    straight-through estimator): training through it fits the weights the decoder will reconstruct."""
+    def one(w, r, s):
+        return w + jax.lax.stop_gradient(r + s * jnp.round((w - r) / s) - w)
+
+    return jax.tree_util.tree_map(one, params, reference, steps)
+
+
+def quantize(params, reference, levels: int, steps=None) -> list[QuantizedTensor]:
+    """Quantizes params − reference per tensor. `reference` has the same structure (zeros for direct coding).
+
+    `steps` (a pytree like params, from `tensor_steps`) fixes the steps instead of taking them from the ranges:
+    after quantization-aware fine-tuning, the steps the network was trained for.
+    """
+    levels = check_levels(levels)
+    fixed = None if steps is None else [np.float32(s) for _, s in flatten(steps)]
+    out = []
+    for i, (name, shape, diff) in enumerate(_diffs(params, reference)):
+        step = layer_step(diff, levels) if fixed is None else fixed[i]
         q = np.rint(diff / np.float64(step)).astype(np.int64).ravel()
-        out.append(QuantizedTensor(name=name, shape=tuple(w.shape), step=step, symbols=q))
+        out.append(QuantizedTensor(name=name, shape=tuple(shape), step=step, symbols=q))
     return out
 
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,15 @@ def test_sixteen_bit_colours_round_trip():
     assert result.decoded_rgb.dtype == np.uint16
     assert result.psnr["y"] > 15
     np.testing.assert_array_equal(codec.decompress(result.data, cloud.xyz), result.decoded_rgb)
+
+
+def test_quantization_aware_fine_tuning_helps_at_few_levels(small_cloud):
+    coarse = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2),
+                               fit=fit.FitConfig(steps=400, batch_size=2048, learning_rate=1e-3), levels=8)
+    plain = codec.compress_cloud(small_cloud, coarse, progress=False)
+    qat_config = dataclasses.replace(coarse, fit=dataclasses.replace(coarse.fit, qat_steps=150))
+    aware = codec.compress_cloud(small_cloud, qat_config, progress=False)
+    # the file decodes to what the encoder measured, and training through the quantizer paid off
+    np.testing.assert_array_equal(codec.decompress(aware.data, small_cloud.xyz), aware.decoded_rgb)
+    assert aware.psnr["y"] > plain.psnr["y"] + 0.5, (plain.psnr, aware.psnr)
+    assert codec.compress(small_cloud, qat_config, progress=False) == aware.data

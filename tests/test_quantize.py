@@ -1,8 +1,10 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nicjax import quantize, siren
+
 
 
 def test_error_at_most_half_a_step_and_levels_respected():
@@ -46,3 +48,24 @@ def test_bad_levels_and_mismatched_reference():
     other = siren.init_params(siren.SirenConfig(width=9, depth=1), jax.random.key(0))
     with pytest.raises(ValueError):
         quantize.quantize(params, other, 16)
+
+
+def test_fixed_steps_and_fake_quantize_agree_with_the_coder():
+    rng = np.random.default_rng(3)
+    params = {"a": {"kernel": rng.normal(size=(5, 7)).astype(np.float32), "bias": rng.normal(size=7).astype(np.float32)}}
+    reference = jax.tree_util.tree_map(lambda w: (0.3 * rng.normal(size=w.shape)).astype(np.float32), params)
+    steps = quantize.tensor_steps(params, reference, 8)
+    chosen = quantize.quantize(params, reference, 8)
+    assert [q.step for q in chosen] == [s for _, s in quantize.flatten(steps)]
+    # coding with given steps uses them, even where the range would now give others
+    doubled = jax.tree_util.tree_map(lambda s: np.float32(2 * s), steps)
+    assert [q.step for q in quantize.quantize(params, reference, 8, doubled)] == [s for _, s in quantize.flatten(doubled)]
+    # the straight-through forward pass is what the decoder reconstructs; its gradient is the identity
+    fake = quantize.fake_quantize(params, reference, steps)
+    decoded = quantize.dequantize(chosen, reference)
+    for (_, f), (_, d) in zip(quantize.flatten(fake), quantize.flatten(decoded)):
+        np.testing.assert_allclose(f, d, atol=1e-6)
+    grad = jax.grad(lambda p: sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(
+        quantize.fake_quantize(p, reference, steps))))(params)
+    for _, g in quantize.flatten(grad):
+        np.testing.assert_array_equal(g, np.ones_like(g))
