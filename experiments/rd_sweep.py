@@ -34,6 +34,7 @@ flags.DEFINE_list("clouds", [f"{_DATA}/longdress_cwi_pcl_l{i}.ply" for i in (1, 
 flags.DEFINE_string("reference_dir", "../shared/reference/gpcc", "G-PCC reference TSVs (<cloud>_tmc13-*.tsv).")
 flags.DEFINE_list("widths", ["32", "64"], "SIREN widths.")
 flags.DEFINE_list("depths", ["3", "5"], "SIREN depths.")
+flags.DEFINE_list("networks", [], "WIDTHxDEPTH pairs (e.g. 16x2,64x5) to sweep instead of --widths × --depths.")
 flags.DEFINE_list("omega0s", ["30"], "First-layer SIREN frequencies ω0 (the paper's is 30).")
 flags.DEFINE_list("iterations", ["1000", "3000"], "Training snapshots (the run lasts the largest).")
 flags.DEFINE_list("levels", [str(2**k) for k in range(4, 11)], "Quantization levels (2^2 .. 2^12 allowed).")
@@ -93,11 +94,20 @@ def psnr_fields(cloud, rgb) -> dict:
             "yuv_psnr": f"{p['yuv']:.4f}"}
 
 
+def networks() -> list[tuple[int, int]]:
+    """(width, depth) pairs: --networks, else every --widths × --depths."""
+    if not FLAGS.networks:
+        return list(itertools.product(map(int, FLAGS.widths), map(int, FLAGS.depths)))
+    try:
+        return [tuple(int(v) for v in n.lower().split("x")) for n in FLAGS.networks]
+    except ValueError:
+        raise SystemExit(f"error: --networks takes WIDTHxDEPTH pairs such as 32x3, got {FLAGS.networks}")
+
+
 def sweep_nic(name, cloud, writer: RowWriter):
     iterations = sorted(int(i) for i in FLAGS.iterations)
     levels = [int(v) for v in FLAGS.levels]
-    for width, depth, omega0 in itertools.product(map(int, FLAGS.widths), map(int, FLAGS.depths),
-                                                  map(float, FLAGS.omega0s)):
+    for (width, depth), omega0 in itertools.product(networks(), map(float, FLAGS.omega0s)):
         base = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}", lr=f"{FLAGS.lr:g}",
                     qat_steps=FLAGS.qat_steps, qat_lr=f"{FLAGS.qat_lr:g}" if FLAGS.qat_steps else "", raht_step="")
         if all(writer.has(**base, iterations=i, levels=lv) for i in iterations for lv in levels):

@@ -77,6 +77,7 @@ def test_bad_inputs_give_one_line_and_no_output(workdir, tmp_path):
         ("nicjax.compress", [str(tmp_path / "nocolour.ply"), "-o", "out.nic"], "no colour"),
         ("nicjax.compress", [str(tmp_path / "nan.ply"), "-o", "out.nic"], "non-finite"),
         ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--levels", "3"], "levels"),
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--qat_steps", "-1"], "qat_steps"),
         ("nicjax.decompress", [str(tmp_path / "damaged.nic"), "--geometry", str(d / "cloud.ply"), "-o", "out.ply"],
          "corrupted"),
         ("nicjax.decompress", [str(tmp_path / "truncated.nic"), "--geometry", str(d / "cloud.ply"), "-o",
@@ -119,3 +120,40 @@ def test_raht_baseline_through_the_same_cli(workdir):
     proc = run("nicjax.decompress", "raht.nic", "--geometry", "other.ply", "-o", "bad.ply", cwd=d)
     assert proc.returncode != 0 and "geometry" in error_line(proc)
     assert not (d / "bad.ply").exists()
+
+
+def test_omega0_and_quantization_aware_steps_reach_the_file(workdir):
+    d, _ = workdir
+    proc = run("nicjax.compress", "cloud.ply", "-o", "qat.nic", *FAST, "--omega0", "60", "--qat_steps", "20",
+               "--levels", "16", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    from nicjax import bitstream
+
+    header, _ = bitstream.decode((d / "qat.nic").read_bytes())
+    assert header.omega0 == 60.0
+    proc = run("nicjax.decompress", "qat.nic", "--geometry", "cloud.ply", "-o", "qat.ply", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_rd_sweep_writes_rows_resumes_and_summarises(tmp_path):
+    cloud = smooth_cloud(n=800)
+    pointcloud.write_ply(str(tmp_path / "tiny.ply"), cloud.xyz, cloud.rgb)
+    args = ["--clouds=tiny.ply", "--out=rd", "--networks=8x1", "--omega0s=30,60", "--iterations=20,40",
+            "--levels=8,64", "--raht_steps=16,64", "--qat_steps=5", "--batch=256", "--reference_dir=none"]
+    proc = run("experiments.rd_sweep", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import csv
+
+    with open(tmp_path / "rd" / "rd.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 2 + 2  # ω0 × iterations × levels NIC rows, and the RAHT rows
+    for r in rows:  # rates come from the real bytes
+        assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / 800, abs=1e-4)
+    assert {r["omega0"] for r in rows if r["codec"] == "nic"} == {"30", "60"}
+    proc = run("experiments.rd_sweep", *args, cwd=tmp_path)  # resumed: nothing left to compute
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "rd" / "rd.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    assert "fit" not in proc.stderr
+    summary = (tmp_path / "rd" / "summary.md").read_text()
+    assert "tiny" in summary and (tmp_path / "rd" / "rd_tiny.png").exists()
