@@ -41,6 +41,7 @@ flags.DEFINE_list("levels", [str(2**k) for k in range(4, 11)], "Quantization lev
 flags.DEFINE_list("raht_steps", ["8", "12", "16", "24", "32", "48", "64", "96", "128", "192", "256"],
                   "RAHT quantization steps.")
 flags.DEFINE_float("lr", fit.FitConfig.learning_rate, "Adam learning rate.")
+flags.DEFINE_list("delta_l1s", ["0"], "Rate-penalty weights (FitConfig.delta_l1) to train with, one run each.")
 flags.DEFINE_integer("qat_steps", 0, "Quantization-aware fine-tuning steps per coded snapshot (FitConfig.qat_steps).")
 flags.DEFINE_float("qat_lr", fit.FitConfig.qat_learning_rate, "Learning rate of the quantization-aware steps.")
 flags.DEFINE_integer("batch", fit.FitConfig.batch_size, "Points per training step.")
@@ -48,7 +49,8 @@ flags.DEFINE_integer("seed", 0, "Seed.")
 flags.DEFINE_string("out", "results", "Output folder: rd.csv, rd_<cloud>.png, summary.md.")
 flags.DEFINE_bool("summarize_only", False, "Only redraw figures and tables from the CSV.")
 
-KEY = ("cloud", "codec", "width", "depth", "omega0", "lr", "qat_steps", "qat_lr", "iterations", "levels", "raht_step")
+KEY = ("cloud", "codec", "width", "depth", "omega0", "lr", "delta_l1", "qat_steps", "qat_lr", "iterations", "levels",
+       "raht_step")
 COLUMNS = list(KEY) + ["bytes", "bpp", "y_psnr", "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
 
 
@@ -107,17 +109,19 @@ def networks() -> list[tuple[int, int]]:
 def sweep_nic(name, cloud, writer: RowWriter):
     iterations = sorted(int(i) for i in FLAGS.iterations)
     levels = [int(v) for v in FLAGS.levels]
-    for (width, depth), omega0 in itertools.product(networks(), map(float, FLAGS.omega0s)):
+    for (width, depth), omega0, delta_l1 in itertools.product(networks(), map(float, FLAGS.omega0s),
+                                                              map(float, FLAGS.delta_l1s)):
         base = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}", lr=f"{FLAGS.lr:g}",
-                    qat_steps=FLAGS.qat_steps, qat_lr=f"{FLAGS.qat_lr:g}" if FLAGS.qat_steps else "", raht_step="")
+                    delta_l1=f"{delta_l1:g}", qat_steps=FLAGS.qat_steps,
+                    qat_lr=f"{FLAGS.qat_lr:g}" if FLAGS.qat_steps else "", raht_step="")
         if all(writer.has(**base, iterations=i, levels=lv) for i in iterations for lv in levels):
             continue
-        print(f"{name}: NIC {width}x{depth} ω0={omega0:g}, {iterations[-1]} steps", flush=True)
+        print(f"{name}: NIC {width}x{depth} ω0={omega0:g} delta_l1={delta_l1:g}, {iterations[-1]} steps", flush=True)
         config = codec.CodecConfig(
             model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
             fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
                               seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations),
-                              qat_steps=FLAGS.qat_steps, qat_learning_rate=FLAGS.qat_lr))
+                              qat_steps=FLAGS.qat_steps, qat_learning_rate=FLAGS.qat_lr, delta_l1=delta_l1))
         header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
         coords = pointcloud.normalise(cloud.xyz, header.offset, header.scale)
         targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
@@ -146,7 +150,8 @@ def sweep_nic(name, cloud, writer: RowWriter):
             paused[0] += time.perf_counter() - t_snap
 
         init = siren.init_params(config.model, jax.random.key(FLAGS.seed))
-        fit.fit(config.model, init, coords, targets, config.fit, progress=True, callback=snapshot)
+        fit.fit(config.model, init, coords, targets, config.fit, progress=True, callback=snapshot,
+                reference=codec.reference_params(header))
 
 
 def sweep_raht(name, cloud, writer: RowWriter):

@@ -257,8 +257,11 @@ def fit_signal(signal: Signal, config: CodecConfig, *, progress: bool = True, ca
     start, init = start_init(config, model)
     if init is not None:
         model = dataclasses.replace(init.model, in_dim=model.in_dim, out_dim=model.out_dim)
+    reference = None
+    if fit_config.delta_l1:  # the penalty pulls towards what the coder will subtract
+        reference = reference_params(signal_header(signal, config), _search(config))
     return fitting.fit(model, start, signal.coords, targets_for(signal), fit_config, progress=progress,
-                       callback=callback)
+                       callback=callback, reference=reference)
 
 
 def _search(config: CodecConfig) -> tuple:
@@ -277,7 +280,7 @@ def quantization_aware(header: bitstream.Header, params, levels: int, coords, ta
     steps = quant.tensor_steps(params, reference, levels)
     if fit_config.qat_steps > 0:
         params, _ = fitting.fit(model_of(header), params, coords, targets, fitting.qat_config(fit_config),
-                                progress=progress, quantizer=(reference, steps))
+                                progress=progress, quantizer=(reference, steps), reference=reference)
     return params, steps
 
 

@@ -32,6 +32,11 @@ class FitConfig:
     # quantization. Worth ~3 dB at 8 levels and ~1 dB at 16 (README, "Point clouds: measured"); 0: off.
     qat_steps: int = 0
     qat_learning_rate: float = 3e-4  # cosine-decayed over qat_steps
+    # Rate penalty: loss += delta_l1 · mean |w − reference| over all weights, the reference being what the coder
+    # subtracts (the seeded init or an init artefact). It pulls unneeded weights back onto the reference, so the
+    # quantized differences peak at zero and code in fewer bits: a rate knob beside size and levels (README,
+    # "Point clouds: measured"). 0: off.
+    delta_l1: float = 0.0
 
 
 @functools.lru_cache(maxsize=32)  # the same object for the same config, so the jit cache hits (tx is static)
@@ -68,14 +73,24 @@ def qat_config(config: FitConfig) -> FitConfig:
                                schedule="cosine", qat_steps=0)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "tx", "batch_size", "weights"))
-def _train_chunk(params, opt_state, step_keys, coords, targets, quantizer, *, model, tx, batch_size, weights):
+def delta_l1_penalty(params, reference):
+    """mean |w − reference| over every weight and bias of the network."""
+    total = sum(jnp.sum(jnp.abs(w - r)) for w, r in zip(jax.tree_util.tree_leaves(params),
+                                                       jax.tree_util.tree_leaves(reference)))
+    return total / sum(w.size for w in jax.tree_util.tree_leaves(params))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "tx", "batch_size", "weights", "delta_l1"))
+def _train_chunk(params, opt_state, step_keys, coords, targets, quantizer, reference, *, model, tx, batch_size,
+                 weights, delta_l1):
     n = coords.shape[0]
 
     def loss_fn(p, x, y):
+        penalty = delta_l1 * delta_l1_penalty(p, reference) if delta_l1 else 0.0
         if quantizer is not None:  # (reference, steps): train the weights the decoder will see
             p = quant.fake_quantize(p, *quantizer)
-        return weighted_mse(siren.apply(model, p, x), y, weights)
+        loss, per_channel = weighted_mse(siren.apply(model, p, x), y, weights)
+        return loss + penalty, per_channel
 
     pieces = micro_batches(batch_size, model.width)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -111,7 +126,7 @@ def _progress(iterable_total: int, desc: str, enabled: bool):
 
 
 def fit(model: siren.SirenConfig, params, coords, targets, config: FitConfig, *, progress: bool = True,
-        callback=None, quantizer=None):
+        callback=None, quantizer=None, reference=None):
     """Trains `params` (a SIREN of architecture `model`) so that siren(coords) ≈ targets.
 
     coords: (N, in_dim) float32 in [-1, 1]; targets: (N, out_dim) float32 (values / peak − 0.5).
@@ -120,6 +135,7 @@ def fit(model: siren.SirenConfig, params, coords, targets, config: FitConfig, *,
     snapshots at several iterations). `quantizer` = (reference, steps) pytrees trains through the quantizer
     (quantize.fake_quantize; see FitConfig.qat_steps). Returns (params, history) with the per-channel minibatch MSE
     per step. `config.qat_steps` is not acted on here: the codec runs it once it knows the quantization steps.
+    `reference` (the coder's reference weights) is required when config.delta_l1 > 0.
     """
     coords = jnp.asarray(coords, jnp.float32)
     targets = jnp.asarray(targets, jnp.float32)
@@ -129,6 +145,10 @@ def fit(model: siren.SirenConfig, params, coords, targets, config: FitConfig, *,
     weights = tuple(float(w) for w in config.loss_weights)
     if len(weights) != model.out_dim:
         raise ValueError(f"{len(weights)} loss weights for {model.out_dim} outputs")
+    if config.delta_l1 and reference is None:
+        raise ValueError("delta_l1 > 0 needs the reference weights the coder subtracts")
+    if not config.delta_l1:
+        reference = None
     batch = min(config.batch_size, coords.shape[0]) if config.batch_size > 0 else coords.shape[0]
     history = []
     bar = _progress(config.steps, "qat" if quantizer is not None else "fit", progress)
@@ -139,7 +159,8 @@ def fit(model: siren.SirenConfig, params, coords, targets, config: FitConfig, *,
             k = min(config.steps_per_call, config.steps - done)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
             params, opt_state, per_channel = _train_chunk(
-                params, opt_state, keys, coords, targets, quantizer, model=model, tx=tx, batch_size=batch, weights=weights)
+                params, opt_state, keys, coords, targets, quantizer, reference, model=model, tx=tx, batch_size=batch,
+                weights=weights, delta_l1=float(config.delta_l1))
             per_channel = np.asarray(per_channel)
             history.append(per_channel)
             done += k

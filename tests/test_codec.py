@@ -1,5 +1,6 @@
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
@@ -95,3 +96,19 @@ def test_quantization_aware_fine_tuning_helps_at_few_levels(small_cloud):
     np.testing.assert_array_equal(codec.decompress(aware.data, small_cloud.xyz), aware.decoded_rgb)
     assert aware.psnr["y"] > plain.psnr["y"] + 0.5, (plain.psnr, aware.psnr)
     assert codec.compress(small_cloud, qat_config, progress=False) == aware.data
+
+
+def test_delta_l1_penalty_trades_bits_for_fit(small_cloud):
+    base = codec.CodecConfig(model=siren.SirenConfig(width=32, depth=2),
+                             fit=fit.FitConfig(steps=300, batch_size=2048, learning_rate=1e-3), levels=64)
+    plain = codec.compress_cloud(small_cloud, base, progress=False)
+    sparse = codec.compress_cloud(small_cloud, dataclasses.replace(base, fit=dataclasses.replace(base.fit,
+                                                                                              delta_l1=1.0)),
+                                  progress=False)
+    # pulled towards the reference, the differences code in far fewer bytes; the file still decodes exactly
+    assert len(sparse.data) < 0.8 * len(plain.data), (len(sparse.data), len(plain.data))
+    np.testing.assert_array_equal(codec.decompress(sparse.data, small_cloud.xyz), sparse.decoded_rgb)
+    with pytest.raises(ValueError, match="reference"):
+        model = base.model
+        fit.fit(model, siren.init_params(model, jax.random.key(0)), np.zeros((4, 3), np.float32),
+                np.zeros((4, 3), np.float32), dataclasses.replace(base.fit, delta_l1=1.0), progress=False)
