@@ -32,6 +32,8 @@ flags.DEFINE_integer("depth", _DEFAULTS.model.depth, f"SIREN depth (number of si
 flags.DEFINE_float("omega0", _DEFAULTS.model.omega0, "Frequency ω0 of the first sine layer (the paper's: 30).")
 flags.DEFINE_integer("qat_steps", _DEFAULTS.fit.qat_steps, "Quantization-aware fine-tuning steps after training, "
                      "at the steps --levels gives (worth most at 8-64 levels); 0: off.")
+flags.DEFINE_float("delta_l1", _DEFAULTS.fit.delta_l1, "Rate penalty: weight of mean |w − reference| in the "
+                   "training loss: fewer bytes for some PSNR (README, 'Point clouds: measured'); 0: off.")
 flags.DEFINE_integer("steps", _DEFAULTS.fit.steps, f"Training steps (Adam); images: {_IMAGE.fit.steps}.")
 flags.DEFINE_integer("levels", _DEFAULTS.levels, f"Quantization levels per layer, 4 .. 4096; images: "
                      f"{_IMAGE.levels}.")
@@ -70,7 +72,8 @@ def config_from_flags(defaults: codec.CodecConfig | None = None) -> codec.CodecC
     fit_config = dataclasses.replace(
         d.fit, steps=_value("steps", d.fit.steps), learning_rate=_value("lr", d.fit.learning_rate),
         schedule=_value("schedule", d.fit.schedule), batch_size=_value("batch", d.fit.batch_size),
-        seed=_value("seed", d.fit.seed), qat_steps=_value("qat_steps", d.fit.qat_steps))
+        seed=_value("seed", d.fit.seed), qat_steps=_value("qat_steps", d.fit.qat_steps),
+        delta_l1=_value("delta_l1", d.fit.delta_l1))
     return codec.CodecConfig(model=model, fit=fit_config, levels=_value("levels", d.levels),
                              reference=_value("reference", d.reference), init=FLAGS.init, voxelize=FLAGS.voxelize,
                              colour_space=FLAGS.colour_space)
@@ -81,8 +84,8 @@ def _check(config: codec.CodecConfig) -> None:
         cli.fail(f"--levels must be in [4, 4096], got {config.levels}", 2)
     if config.model.width < 1 or config.model.depth < 1 or config.fit.steps < 0 or config.fit.batch_size < 1:
         cli.fail("--width, --depth and --batch must be positive and --steps non-negative", 2)
-    if config.fit.qat_steps < 0 or not config.model.omega0 > 0:
-        cli.fail("--qat_steps must be non-negative and --omega0 positive", 2)
+    if config.fit.qat_steps < 0 or config.fit.delta_l1 < 0 or not config.model.omega0 > 0:
+        cli.fail("--qat_steps and --delta_l1 must be non-negative and --omega0 positive", 2)
 
 
 def _output(source: str | None, fallback: str) -> str:

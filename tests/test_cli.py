@@ -125,7 +125,7 @@ def test_raht_baseline_through_the_same_cli(workdir):
 def test_omega0_and_quantization_aware_steps_reach_the_file(workdir):
     d, _ = workdir
     proc = run("nicjax.compress", "cloud.ply", "-o", "qat.nic", *FAST, "--omega0", "60", "--qat_steps", "20",
-               "--levels", "16", cwd=d)
+               "--delta_l1", "0.3", "--levels", "16", cwd=d)
     assert proc.returncode == 0, proc.stderr
     from nicjax import bitstream
 
