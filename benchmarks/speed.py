@@ -182,7 +182,8 @@ def nicjax_train(model, coords, targets, args, plain_sin: bool = False) -> dict:
     k, groups = _groups(args.steps, args.chunk)
     keys = [jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(g * k, (g + 1) * k)) for g in range(groups + 1)]
     coords, targets = jnp.asarray(coords), jnp.asarray(targets)
-    static = dict(model=model, tx=tx, batch_size=batch, weights=weights)
+    static = dict(model=model, tx=tx, batch_size=batch, weights=weights, delta_l1=0.0)
+    no_quantizer = no_reference = None  # plain training: no QAT, no rate penalty
 
     if plain_sin:
         raw = fit._train_chunk.__wrapped__
@@ -192,16 +193,16 @@ def nicjax_train(model, coords, targets, args, plain_sin: bool = False) -> dict:
 
         with _jnp_sine():
             lowered = jax.jit(chunk, static_argnames=tuple(static)).lower(
-                params, opt_state, keys[0], coords, targets, **static)
+                params, opt_state, keys[0], coords, targets, no_quantizer, no_reference, **static)
         if "sine" not in lowered.as_text():
             raise RuntimeError("the jnp.sin variant did not trace jnp.sin")
         compiled = lowered.compile()
 
         def run(p, s, ks):
-            return compiled(p, s, ks, coords, targets)
+            return compiled(p, s, ks, coords, targets, no_quantizer, no_reference)
     else:
         def run(p, s, ks):  # exactly the call fit.fit makes
-            return fit._train_chunk(p, s, ks, coords, targets, **static)
+            return fit._train_chunk(p, s, ks, coords, targets, no_quantizer, no_reference, **static)
 
     t0 = time.perf_counter()
     state = jax.block_until_ready(run(params, opt_state, keys[-1]))  # compile (the real chunk) + warm-up

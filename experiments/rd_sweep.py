@@ -185,6 +185,8 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
               "| --- | --- | --- | --- | --- |"]
     gpcc_table = ["| cloud | anchor | BD-rate Y (NIC vs anchor) | PSNR overlap |", "| --- | --- | --- | --- |"]
     averages = {"yuv": [], "y": []}
+    envelope_lines = ["| cloud | network | ω0 | delta_l1 | QAT steps | iterations | levels | bpp | Y-PSNR |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in clouds:
         nic = [r for r in rows if r["cloud"] == name and r["codec"] == "nic"]
         ours = sorted((r for r in rows if r["cloud"] == name and r["codec"] == "raht"), key=lambda r: float(r["bpp"]))
@@ -196,6 +198,11 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
             psnr = np.array([float(r[f"{metric}_psnr"]) for r in nic])
             hull = rd.envelope(bpp, psnr)
             curves[metric] = (bpp[hull], psnr[hull], psnr)
+            if metric == "y":
+                envelope_lines += [f"| {name} | {nic[i]['width']}x{nic[i]['depth']} | {nic[i]['omega0']} | "
+                                   f"{nic[i].get('delta_l1', '0')} | {nic[i].get('qat_steps', '0')} | "
+                                   f"{nic[i]['iterations']} | {nic[i]['levels']} | {bpp[i]:.4f} | {psnr[i]:.2f} |"
+                                   for i in hull]
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
         ax.scatter(bpp, curves["y"][2], s=8, c="0.7", label="NIC operating points")
         ax.plot(curves["y"][0], curves["y"][1], "k-o", ms=3, label="NIC envelope")
@@ -233,6 +240,7 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     if averages["yuv"]:
         table1.append(f"| **average** | | {np.nanmean(averages['yuv']):+.1f}% | {np.nanmean(averages['y']):+.1f}% | |")
     lines += ["## NIC envelope vs RAHT (Table 1)", ""] + table1 + ["", "## NIC envelope vs G-PCC", ""] + gpcc_table
+    lines += ["", "## The NIC envelope's points (Y-PSNR)", ""] + envelope_lines
     lines += ["", "Figures: " + ", ".join(f"`rd_{c}.png`" for c in clouds)]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
