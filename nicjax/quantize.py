@@ -87,7 +87,9 @@ def quantize(params, reference, levels: int, steps=None) -> list[QuantizedTensor
     """Quantizes params − reference per tensor. `reference` has the same structure (zeros for direct coding).
 
     `steps` (a pytree like params, from `tensor_steps`) fixes the steps instead of taking them from the ranges:
-    after quantization-aware fine-tuning, the steps the network was trained for.
+    after quantization-aware fine-tuning, the steps the network was trained for. Weights that moved beyond the
+    original range then get symbols beyond the `levels` span; the coder takes any integer, the decoder reads the
+    steps from the header, so nothing else changes.
     """
     levels = check_levels(levels)
     fixed = None if steps is None else [np.float32(s) for _, s in flatten(steps)]
