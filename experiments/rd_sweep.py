@@ -13,6 +13,7 @@ The CSV is appended row by row and the job resumes: rows already there are not r
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import math
 import os
@@ -42,7 +43,8 @@ flags.DEFINE_list("raht_steps", ["8", "12", "16", "24", "32", "48", "64", "96", 
                   "RAHT quantization steps.")
 flags.DEFINE_float("lr", fit.FitConfig.learning_rate, "Adam learning rate.")
 flags.DEFINE_list("delta_l1s", ["0"], "Rate-penalty weights (FitConfig.delta_l1) to train with, one run each.")
-flags.DEFINE_integer("qat_steps", 0, "Quantization-aware fine-tuning steps per coded snapshot (FitConfig.qat_steps).")
+flags.DEFINE_list("qat_steps", ["0"], "Quantization-aware fine-tuning steps per coded snapshot (FitConfig.qat_steps); "
+                  "each value is its own set of rows from the same training run (0: plain quantization).")
 flags.DEFINE_float("qat_lr", fit.FitConfig.qat_learning_rate, "Learning rate of the quantization-aware steps.")
 flags.DEFINE_integer("batch", fit.FitConfig.batch_size, "Points per training step.")
 flags.DEFINE_integer("seed", 0, "Seed.")
@@ -86,8 +88,8 @@ class RowWriter:
         self.writer.writerow(row)
         self.file.flush()
         self.done.add(row_key(row))
-        print("  " + "  ".join(f"{k}={row[k]}" for k in ("codec", "width", "depth", "iterations", "levels",
-                                                           "raht_step", "bpp", "y_psnr") if row[k] != ""), flush=True)
+        print("  " + "  ".join(f"{k}={row[k]}" for k in ("codec", "width", "depth", "delta_l1", "qat_steps",
+                                                           "iterations", "levels", "raht_step", "bpp", "y_psnr") if row[k] != ""), flush=True)
 
 
 def psnr_fields(cloud, rgb) -> dict:
@@ -109,19 +111,20 @@ def networks() -> list[tuple[int, int]]:
 def sweep_nic(name, cloud, writer: RowWriter):
     iterations = sorted(int(i) for i in FLAGS.iterations)
     levels = [int(v) for v in FLAGS.levels]
+    qat_steps = [int(q) for q in FLAGS.qat_steps]
     for (width, depth), omega0, delta_l1 in itertools.product(networks(), map(float, FLAGS.omega0s),
                                                               map(float, FLAGS.delta_l1s)):
-        base = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}", lr=f"{FLAGS.lr:g}",
-                    delta_l1=f"{delta_l1:g}", qat_steps=FLAGS.qat_steps,
-                    qat_lr=f"{FLAGS.qat_lr:g}" if FLAGS.qat_steps else "", raht_step="")
-        if all(writer.has(**base, iterations=i, levels=lv) for i in iterations for lv in levels):
+        network = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}", lr=f"{FLAGS.lr:g}",
+                       delta_l1=f"{delta_l1:g}", raht_step="")
+        bases = {q: dict(network, qat_steps=q, qat_lr=f"{FLAGS.qat_lr:g}" if q else "") for q in qat_steps}
+        if all(writer.has(**b, iterations=i, levels=lv) for b in bases.values() for i in iterations for lv in levels):
             continue
         print(f"{name}: NIC {width}x{depth} ω0={omega0:g} delta_l1={delta_l1:g}, {iterations[-1]} steps", flush=True)
         config = codec.CodecConfig(
             model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
             fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
                               seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations),
-                              qat_steps=FLAGS.qat_steps, qat_learning_rate=FLAGS.qat_lr, delta_l1=delta_l1))
+                              qat_learning_rate=FLAGS.qat_lr, delta_l1=delta_l1))
         header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
         coords = pointcloud.normalise(cloud.xyz, header.offset, header.scale)
         targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
@@ -133,20 +136,22 @@ def sweep_nic(name, cloud, writer: RowWriter):
                 return
             t_snap = time.perf_counter()
             train_s = t_snap - t0 - paused[0]
-            for lv in levels:
-                if writer.has(**base, iterations=step, levels=lv):
-                    continue
-                t = time.perf_counter()
-                coded, steps = codec.quantization_aware(header, params, lv, coords, targets, config.fit,
-                                                        progress=False)
-                data = codec.encode_params(header, coded, lv, steps=steps)
-                enc_s = train_s + time.perf_counter() - t
-                t = time.perf_counter()
-                xyz, rgb = codec.decompress_cloud(data, cloud.xyz)
-                dec_s = time.perf_counter() - t
-                writer.add(dict(base, iterations=step, levels=lv, bytes=len(data),
-                                bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
-                                decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
+            for q, base in bases.items():
+                qat_config = dataclasses.replace(config.fit, qat_steps=q)
+                for lv in levels:
+                    if writer.has(**base, iterations=step, levels=lv):
+                        continue
+                    t = time.perf_counter()
+                    coded, steps = codec.quantization_aware(header, params, lv, coords, targets, qat_config,
+                                                            progress=False)
+                    data = codec.encode_params(header, coded, lv, steps=steps)
+                    enc_s = train_s + time.perf_counter() - t
+                    t = time.perf_counter()
+                    xyz, rgb = codec.decompress_cloud(data, cloud.xyz)
+                    dec_s = time.perf_counter() - t
+                    writer.add(dict(base, iterations=step, levels=lv, bytes=len(data),
+                                    bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
+                                    decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
             paused[0] += time.perf_counter() - t_snap
 
         init = siren.init_params(config.model, jax.random.key(FLAGS.seed))

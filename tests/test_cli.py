@@ -139,17 +139,18 @@ def test_rd_sweep_writes_rows_resumes_and_summarises(tmp_path):
     cloud = smooth_cloud(n=800)
     pointcloud.write_ply(str(tmp_path / "tiny.ply"), cloud.xyz, cloud.rgb)
     args = ["--clouds=tiny.ply", "--out=rd", "--networks=8x1", "--omega0s=30,60", "--iterations=20,40",
-            "--levels=8,64", "--raht_steps=16,64", "--qat_steps=5", "--batch=256", "--reference_dir=none"]
+            "--levels=8,64", "--raht_steps=16,64", "--qat_steps=0,5", "--batch=256", "--reference_dir=none"]
     proc = run("experiments.rd_sweep", *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     import csv
 
     with open(tmp_path / "rd" / "rd.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 2 * 2 + 2  # ω0 × iterations × levels NIC rows, and the RAHT rows
+    assert len(rows) == 2 * 2 * 2 * 2 + 2  # ω0 × QAT × iterations × levels NIC rows, and the RAHT rows
     for r in rows:  # rates come from the real bytes
         assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / 800, abs=1e-4)
     assert {r["omega0"] for r in rows if r["codec"] == "nic"} == {"30", "60"}
+    assert {r["qat_steps"] for r in rows if r["codec"] == "nic"} == {"0", "5"}
     proc = run("experiments.rd_sweep", *args, cwd=tmp_path)  # resumed: nothing left to compute
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "rd" / "rd.csv") as f:

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from nicjax import codec, fit, siren
+from nicjax import codec, fit, quantize, siren
 from nicjax.errors import NicError
 from nicjax.signals import pointcloud
 
@@ -112,3 +112,19 @@ def test_delta_l1_penalty_trades_bits_for_fit(small_cloud):
         model = base.model
         fit.fit(model, siren.init_params(model, jax.random.key(0)), np.zeros((4, 3), np.float32),
                 np.zeros((4, 3), np.float32), dataclasses.replace(base.fit, delta_l1=1.0), progress=False)
+
+
+def test_encoder_keeps_the_better_of_plain_and_quantization_aware(small_cloud):
+    config = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2),
+                               fit=fit.FitConfig(steps=200, batch_size=1024, qat_steps=60, qat_learning_rate=3e-3))
+    signal = codec.cloud_signal(small_cloud, config)
+    header = codec.signal_header(signal, config)
+    params, _ = codec.fit_signal(signal, config, progress=False)
+    targets = codec.targets_for(signal)
+    for levels in (8, 1024):
+        reference = codec.reference_params(header)
+        plain = (params, quantize.tensor_steps(params, reference, levels))
+        tuned = codec.quantization_aware(header, params, levels, signal.coords, targets, config.fit, progress=False)
+        best = codec.best_quantized(header, params, levels, signal.coords, targets, config.fit, progress=False)
+        errors = [codec.quantized_error(header, *c, signal.coords, targets, config.fit) for c in (plain, tuned, best)]
+        assert errors[2] == min(errors[:2]), (levels, errors)
