@@ -184,6 +184,39 @@ def sweep_raht(name, cloud, writer: RowWriter):
                         decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
 
 
+# Which rows each envelope of the "what each part adds" table is drawn from (cumulative, in the order the parts
+# were added to the sweep).
+PARTS = [
+    ("ω0 = 30, plain quantization (the first grid: 32/64 × 3/5)", lambda r: r["omega0"] == "30"),
+    ("+ the ω0 = 60 networks of the default grid, plain quantization", lambda r: r["omega0"] in ("30", "60") and r["qat_steps"] == "0"
+     and r["delta_l1"] == "0"),
+    ("+ quantization-aware fine-tuning", lambda r: r["delta_l1"] == "0"),
+    ("+ rate penalty delta_l1 (all rows)", lambda r: True),
+]
+
+
+def ablation(rows, clouds) -> list[str]:
+    """BD-rate (Y) vs our RAHT of the envelope over cumulative subsets of the NIC rows (PARTS)."""
+    table = ["| rows in the envelope | " + " | ".join(clouds) + " | average |",
+             "| --- |" + " --- |" * (len(clouds) + 1)]
+    for label, keep in PARTS:
+        bds = []
+        for name in clouds:
+            nic = [r for r in rows if r["cloud"] == name and r["codec"] == "nic" and keep(r)]
+            ours = sorted((r for r in rows if r["cloud"] == name and r["codec"] == "raht"),
+                          key=lambda r: float(r["bpp"]))
+            if not nic or not ours:
+                bds.append(float("nan"))
+                continue
+            bpp = np.array([float(r["bpp"]) for r in nic])
+            psnr = np.array([float(r["y_psnr"]) for r in nic])
+            hull = rd.envelope(bpp, psnr)
+            bds.append(rd.bd_rate([float(r["bpp"]) for r in ours], [float(r["y_psnr"]) for r in ours],
+                                  bpp[hull], psnr[hull]))
+        table.append(f"| {label} | " + " | ".join(f"{b:+.1f}%" for b in bds) + f" | {np.nanmean(bds):+.1f}% |")
+    return table
+
+
 def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     """Figures (the paper's Fig. 2 per cloud) and BD-rate tables (its Table 1, plus G-PCC) as markdown."""
     import matplotlib
@@ -254,6 +287,8 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     if averages["yuv"]:
         table1.append(f"| **average** | | {np.nanmean(averages['yuv']):+.1f}% | {np.nanmean(averages['y']):+.1f}% | |")
     lines += ["## NIC envelope vs RAHT (Table 1)", ""] + table1 + ["", "## NIC envelope vs G-PCC", ""] + gpcc_table
+    lines += ["", "## What each part of the grid adds (BD-rate Y vs RAHT (ours), cumulative)", ""]
+    lines += ablation(rows, clouds)
     lines += ["", "## The NIC envelope's points (Y-PSNR)", ""] + envelope_lines
     lines += ["", "Figures: " + ", ".join(f"`rd_{c}.png`" for c in clouds)]
     text = "\n".join(lines) + "\n"
