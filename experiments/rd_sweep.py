@@ -188,7 +188,7 @@ def sweep_raht(name, cloud, writer: RowWriter):
 # were added to the sweep).
 PARTS = [
     ("ω0 = 30, plain quantization (the first grid: 32/64 × 3/5)", lambda r: r["omega0"] == "30"),
-    ("+ the ω0 = 60 networks of the default grid, plain quantization",
+    ("+ the ω0 = 60 networks (default grid; l1: more sizes), plain quantization",
      lambda r: r["qat_steps"] == "0" and r["delta_l1"] == "0"),
     ("+ quantization-aware fine-tuning", lambda r: r["delta_l1"] == "0"),
     ("+ rate penalty delta_l1 (all rows)", lambda r: True),
