@@ -195,6 +195,23 @@ PARTS = [
 ]
 
 
+def column(rows, key: str) -> np.ndarray:
+    return np.array([float(r[key]) for r in rows])
+
+
+def cloud_rows(rows, name: str):
+    """One cloud's NIC rows, and its RAHT rows in rate order."""
+    nic = [r for r in rows if r["cloud"] == name and r["codec"] == "nic"]
+    ours = sorted((r for r in rows if r["cloud"] == name and r["codec"] == "raht"), key=lambda r: float(r["bpp"]))
+    return nic, ours
+
+
+def nic_envelope(nic, metric: str):
+    """(bpp, psnr, indices of the envelope) of NIC rows, on `metric`'s PSNR."""
+    bpp, psnr = column(nic, "bpp"), column(nic, f"{metric}_psnr")
+    return bpp, psnr, rd.envelope(bpp, psnr)
+
+
 def ablation(rows, clouds) -> list[str]:
     """BD-rate (Y) vs our RAHT of the envelope over cumulative subsets of the NIC rows (PARTS)."""
     table = ["| rows in the envelope | " + " | ".join(clouds) + " | average |",
@@ -202,17 +219,13 @@ def ablation(rows, clouds) -> list[str]:
     for label, keep in PARTS:
         bds = []
         for name in clouds:
-            nic = [r for r in rows if r["cloud"] == name and r["codec"] == "nic" and keep(r)]
-            ours = sorted((r for r in rows if r["cloud"] == name and r["codec"] == "raht"),
-                          key=lambda r: float(r["bpp"]))
+            nic, ours = cloud_rows(rows, name)
+            nic = [r for r in nic if keep(r)]
             if not nic or not ours:
                 bds.append(float("nan"))
                 continue
-            bpp = np.array([float(r["bpp"]) for r in nic])
-            psnr = np.array([float(r["y_psnr"]) for r in nic])
-            hull = rd.envelope(bpp, psnr)
-            bds.append(rd.bd_rate([float(r["bpp"]) for r in ours], [float(r["y_psnr"]) for r in ours],
-                                  bpp[hull], psnr[hull]))
+            bpp, psnr, hull = nic_envelope(nic, "y")
+            bds.append(rd.bd_rate(column(ours, "bpp"), column(ours, "y_psnr"), bpp[hull], psnr[hull]))
         table.append(f"| {label} | " + " | ".join(f"{b:+.1f}%" for b in bds) + f" | {np.nanmean(bds):+.1f}% |")
     return table
 
@@ -235,31 +248,28 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     envelope_lines = ["| cloud | network | ω0 | delta_l1 | QAT steps | iterations | levels | bpp | Y-PSNR |",
                       "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in clouds:
-        nic = [r for r in rows if r["cloud"] == name and r["codec"] == "nic"]
-        ours = sorted((r for r in rows if r["cloud"] == name and r["codec"] == "raht"), key=lambda r: float(r["bpp"]))
+        nic, ours = cloud_rows(rows, name)
         if not nic:
             continue
-        bpp = np.array([float(r["bpp"]) for r in nic])
         curves = {}
         for metric in ("y", "yuv"):
-            psnr = np.array([float(r[f"{metric}_psnr"]) for r in nic])
-            hull = rd.envelope(bpp, psnr)
+            bpp, psnr, hull = nic_envelope(nic, metric)
             curves[metric] = (bpp[hull], psnr[hull], psnr)
             if metric == "y":
                 envelope_lines += [f"| {name} | {nic[i]['width']}x{nic[i]['depth']} | {nic[i]['omega0']} | "
-                                   f"{nic[i].get('delta_l1', '0')} | {nic[i].get('qat_steps', '0')} | "
+                                   f"{nic[i]['delta_l1']} | {nic[i]['qat_steps']} | "
                                    f"{nic[i]['iterations']} | {nic[i]['levels']} | {bpp[i]:.4f} | {psnr[i]:.2f} |"
                                    for i in hull]
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
         ax.scatter(bpp, curves["y"][2], s=8, c="0.7", label="NIC operating points")
         ax.plot(curves["y"][0], curves["y"][1], "k-o", ms=3, label="NIC envelope")
         if ours:
-            rb = np.array([float(r["bpp"]) for r in ours])
-            ax.plot(rb, [float(r["y_psnr"]) for r in ours], "b-s", ms=3, label="RAHT (nicjax)")
+            rb = column(ours, "bpp")
+            ax.plot(rb, column(ours, "y_psnr"), "b-s", ms=3, label="RAHT (nicjax)")
             for metric in ("yuv", "y"):
-                bd = rd.bd_rate(rb, [float(r[f"{metric}_psnr"]) for r in ours], *curves[metric][:2])
+                bd = rd.bd_rate(rb, column(ours, f"{metric}_psnr"), *curves[metric][:2])
                 averages[metric].append(bd)
-            bdp = rd.bd_psnr(rb, [float(r["y_psnr"]) for r in ours], *curves["y"][:2])
+            bdp = rd.bd_psnr(rb, column(ours, "y_psnr"), *curves["y"][:2])
             table1.append(f"| {name} | {len(nic)} | {averages['yuv'][-1]:+.1f}% | {averages['y'][-1]:+.1f}% | "
                           f"{bdp:+.2f} dB |")
         styles = {"v12": "--", "v23": "-.", "v23-rahtplain": ":"}

@@ -270,44 +270,41 @@ def _search(config: CodecConfig) -> tuple:
 
 
 def quantization_aware(header: bitstream.Header, params, levels: int, coords, targets, fit_config: fitting.FitConfig,
-                       *, init_search: tuple = (), progress: bool = True):
+                       *, init_search: tuple = (), progress: bool = True, keep_better: bool = False):
     """Fine-tunes through the quantizer at `levels` for fit_config.qat_steps (FitConfig.qat_steps).
 
     Returns (params, steps): encode them with `encode_params(..., steps=steps)`, the steps trained for. With
-    qat_steps = 0 the params come back unchanged with the steps `quantize` would choose.
+    qat_steps = 0 the params come back unchanged with the steps `quantize` would choose. `keep_better`: return the
+    fine-tuned params only if the decoded network's loss is lower than without them. Straight-through fine-tuning
+    wins several dB at 4-16 levels but can lose a little at 64+ (Adam's steps are then comparable to the
+    quantization step; README), so the encoder measures both and codes the better.
     """
     reference = reference_params(header, init_search)
     steps = quant.tensor_steps(params, reference, levels)
-    if fit_config.qat_steps > 0:
-        params, _ = fitting.fit(model_of(header), params, coords, targets, fitting.qat_config(fit_config),
-                                progress=progress, quantizer=(reference, steps), reference=reference)
-    return params, steps
+    if fit_config.qat_steps <= 0:
+        return params, steps
+    tuned, _ = fitting.fit(model_of(header), params, coords, targets, fitting.qat_config(fit_config),
+                           progress=progress, quantizer=(reference, steps), reference=reference)
+    if keep_better:
+        errors = [_decoded_loss(model_of(header), p, reference, steps, coords, targets, fit_config.loss_weights)
+                  for p in (params, tuned)]
+        if not errors[1] < errors[0]:
+            return params, steps
+    return tuned, steps
+
+
+def _decoded_loss(model: siren.SirenConfig, params, reference, steps, coords, targets, loss_weights) -> float:
+    out = siren.apply_chunked(model, quant.fake_quantize(params, reference, steps), coords)
+    # float64: fitting.weighted_mse's float32 mean over a million points can hide the difference between candidates
+    per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
+    return float(np.dot(per_channel, loss_weights))
 
 
 def quantized_error(header: bitstream.Header, params, steps, coords, targets, fit_config: fitting.FitConfig,
                     init_search: tuple = ()) -> float:
     """The training loss (weighted MSE over all points) of the network the decoder gets from (params, steps)."""
-    decoded = quant.fake_quantize(params, reference_params(header, init_search), steps)
-    out = siren.apply_chunked(model_of(header), decoded, coords)
-    per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
-    return float(np.dot(per_channel, fit_config.loss_weights))
-
-
-def best_quantized(header: bitstream.Header, params, levels: int, coords, targets, fit_config: fitting.FitConfig,
-                   *, init_search: tuple = (), progress: bool = True):
-    """`quantization_aware`, kept only if it lowered the loss of the decoded network.
-
-    Straight-through fine-tuning wins several dB at 4-16 levels but can lose a little at 64+ (Adam's steps are
-    then comparable to the quantization step; README), so the encoder measures both and codes the better.
-    """
-    reference = reference_params(header, init_search)
-    plain = (params, quant.tensor_steps(params, reference, levels))
-    if fit_config.qat_steps <= 0:
-        return plain
-    tuned = quantization_aware(header, params, levels, coords, targets, fit_config, init_search=init_search,
-                               progress=progress)
-    errors = [quantized_error(header, *c, coords, targets, fit_config, init_search) for c in (plain, tuned)]
-    return tuned if errors[1] < errors[0] else plain
+    return _decoded_loss(model_of(header), params, reference_params(header, init_search), steps, coords, targets,
+                         fit_config.loss_weights)
 
 
 def encode_params(header: bitstream.Header, params, levels: int, init_search: tuple = (), steps=None) -> bytes:
@@ -332,8 +329,9 @@ def encode_signal(signal: Signal, config: CodecConfig, *, progress: bool = True,
     quant.check_levels(config.levels)
     header = signal_header(signal, config)
     params, _ = fit_signal(signal, config, progress=progress, callback=callback)
-    params, steps = best_quantized(header, params, config.levels, signal.coords, targets_for(signal),
-                                   _fit_config(signal, config), init_search=_search(config), progress=progress)
+    params, steps = quantization_aware(header, params, config.levels, signal.coords, targets_for(signal),
+                                       _fit_config(signal, config), init_search=_search(config), progress=progress,
+                                       keep_better=True)
     t_fit = time.perf_counter()
     data = encode_params(header, params, config.levels, init_search=_search(config), steps=steps)
     return data, header, params, {"fit": t_fit - t0, "encode": time.perf_counter() - t0}
