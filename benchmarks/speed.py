@@ -231,7 +231,7 @@ def nicjax_decode(model, points: int, seed: int, repeats: int) -> dict:
     xyz = integer_cloud(points, seed)
     data = coded_bytes(model, xyz)
     header, params = codec.decode_params(data)
-    coords = pointcloud.normalise(xyz, header.offset, header.scale)
+    coords = pointcloud.normalised(xyz)
     siren.apply_chunked(model, params, coords[: 1 << 16])  # compiles the chunk shape apply_chunked uses
     t_apply = _best_of(lambda: siren.apply_chunked(model, params, coords), repeats)
 

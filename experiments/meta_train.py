@@ -54,8 +54,7 @@ def load_clouds(folder: str, n_points: int, rng) -> tuple[list[str], np.ndarray,
     names, coords, targets = [], [], []
     for path in paths:
         cloud = pointcloud.voxelize(pointcloud.read_ply(path))
-        offset, scale = pointcloud.normalisation(cloud.xyz)
-        c, t = meta.sample_points(pointcloud.normalise(cloud.xyz, offset, scale),
+        c, t = meta.sample_points(pointcloud.normalised(cloud.xyz),
                                   codec.targets_from_rgb(cloud.rgb, cloud.colour_bits), n_points, rng)
         names.append(os.path.basename(path))
         coords.append(c)

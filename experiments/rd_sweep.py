@@ -135,7 +135,7 @@ def sweep_nic(name, cloud, writer: RowWriter):
                               seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations),
                               qat_learning_rate=FLAGS.qat_lr, delta_l1=delta_l1))
         header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
-        coords = pointcloud.normalise(cloud.xyz, header.offset, header.scale)
+        coords = pointcloud.normalised(cloud.xyz)
         targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
         t0 = time.perf_counter()
         paused = [0.0]  # time spent coding snapshots is not training time

@@ -340,9 +340,7 @@ def encode_signal(signal: Signal, config: CodecConfig, *, progress: bool = True,
 # --- point clouds --------------------------------------------------------------------------------------------
 
 def _cloud_fields(config: CodecConfig, xyz: np.ndarray) -> dict:
-    offset, scale = pointcloud.normalisation(xyz)
-    return dict(num_points=len(xyz), geometry_crc=pointcloud.geometry_id(xyz), voxelize=config.voxelize,
-                offset=tuple(float(v) for v in offset), scale=scale)
+    return dict(geometry_crc=pointcloud.geometry_id(xyz), voxelize=config.voxelize)
 
 
 def cloud_signal(cloud: pointcloud.PointCloud, config: CodecConfig = CodecConfig()) -> Signal:
@@ -350,8 +348,7 @@ def cloud_signal(cloud: pointcloud.PointCloud, config: CodecConfig = CodecConfig
     if config.colour_space not in ("auto", "ycbcr"):
         raise ValueError(f"point clouds are coded in YCbCr (the paper's loss), not {config.colour_space!r}")
     fields = _cloud_fields(config, cloud.xyz)
-    coords = pointcloud.normalise(cloud.xyz, fields["offset"], fields["scale"])
-    return Signal(kind=bitstream.SIGNAL_POINTCLOUD, coords=coords, colours=cloud.rgb,
+    return Signal(kind=bitstream.SIGNAL_POINTCLOUD, coords=pointcloud.normalised(cloud.xyz), colours=cloud.rgb,
                   colour_space=bitstream.COLOUR_YCBCR709, fields=fields)
 
 
@@ -365,15 +362,15 @@ def coded_geometry(header: bitstream.Header, xyz: np.ndarray) -> np.ndarray:
     xyz = np.asarray(xyz, np.float64)
     if header.voxelize:
         xyz = pointcloud.voxelize_geometry(xyz)
-    if len(xyz) != header.num_points:
-        raise NicError(f"geometry has {len(xyz)} points but the file was coded for {header.num_points}")
     if pointcloud.geometry_id(xyz) != header.geometry_crc:
-        raise NicError("geometry does not match the one the file was coded for (same size, other coordinates)")
+        raise NicError(f"geometry ({len(xyz)} points{', voxelized' if header.voxelize else ''}) does not match the "
+                       "one the file was coded for")
     return xyz
 
 
 def decode_colours(header: bitstream.Header, params, xyz: np.ndarray) -> np.ndarray:
-    return evaluate(header, params, pointcloud.normalise(xyz, header.offset, header.scale))
+    """Colours at the coded geometry `xyz` (its normalisation is derived from it, as at encoding)."""
+    return evaluate(header, params, pointcloud.normalised(xyz))
 
 
 def decode_cloud(header: bitstream.Header, params, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

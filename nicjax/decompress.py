@@ -17,6 +17,7 @@ import numpy as np
 from absl import flags
 
 from nicjax import bitstream, cli, codec
+from nicjax.baselines import raht
 from nicjax.signals import image, pointcloud
 
 FLAGS = flags.FLAGS
@@ -85,7 +86,6 @@ def decompress_cloud(source: str, data: bytes, header: bitstream.Header, params,
 
 def decompress_raht(source: str, data: bytes, t0: float) -> None:
     """A file of the RAHT baseline (`compress --codec raht`): decoded on the voxelized geometry."""
-    from nicjax.baselines import raht
     from nicjax.errors import NicError
 
     if not FLAGS.geometry:
@@ -108,7 +108,7 @@ def main(argv):
     source = argv[1]
     t0 = time.perf_counter()
     data = cli.read_bytes(source)
-    if data[:4] == b"RAHT":
+    if data[:len(raht.MAGIC)] == raht.MAGIC:
         return decompress_raht(source, data, t0)
     header, params = codec.decode_params(data, (FLAGS.init,) if FLAGS.init else ())
     if header.signal == bitstream.SIGNAL_IMAGE:

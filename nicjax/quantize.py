@@ -1,7 +1,7 @@
 """Per-layer uniform scalar quantization of (params − reference), and its inverse.
 
 Each parameter tensor (a layer's kernel, a layer's bias) gets its own step from its dynamic range:
-step = (max d − min d) / (levels − 1), d = w − reference. The quantizer is mid-tread (q = round(d / step)), so
+step = (max d − min d) / (levels − 1), d = w − reference, rounded up to what the header stores. The quantizer is mid-tread (q = round(d / step)), so
 a zero difference stays exactly zero (what differential coding from a good init produces most) and the error
 is at most step / 2. q spans `levels` values (one more at most, when the range straddles zero unevenly).
 """
@@ -51,13 +51,24 @@ def check_levels(levels: int) -> int:
     return levels
 
 
+def storable_step(step) -> np.float32:
+    """The smallest step ≥ `step` that the header stores exactly (bfloat16: a float32 whose low 16 bits are zero).
+
+    Rounding up (by at most 2^-7 relative) keeps the symbols within the `levels` span.
+    """
+    bits = int(np.float32(step).view(np.uint32))
+    if bits & 0xFFFF:
+        bits = (bits | 0xFFFF) + 1
+    return np.uint32(bits).view(np.float32)
+
+
 def layer_step(diff: np.ndarray, levels: int) -> np.float32:
     lo, hi = float(diff.min()), float(diff.max())
     if hi > lo:
         step = np.float32((hi - lo) / (levels - 1))
     else:  # a constant tensor: one level represents it exactly
         step = np.float32(abs(lo) if lo != 0 else 1.0)
-    return step if step > 0 else np.float32(np.finfo(np.float32).tiny)
+    return storable_step(step if step > 0 else np.finfo(np.float32).tiny)
 
 
 def _diffs(params, reference):
@@ -92,7 +103,7 @@ def quantize(params, reference, levels: int, steps=None) -> list[QuantizedTensor
     steps from the header, so nothing else changes.
     """
     levels = check_levels(levels)
-    fixed = None if steps is None else [np.float32(s) for _, s in flatten(steps)]
+    fixed = None if steps is None else [storable_step(s) for _, s in flatten(steps)]
     out = []
     for i, (name, shape, diff) in enumerate(_diffs(params, reference)):
         step = layer_step(diff, levels) if fixed is None else fixed[i]

@@ -4,17 +4,17 @@ import jax
 import numpy as np
 import pytest
 
-from nicjax import bitstream, quantize, siren
+from nicjax import bitstream, entropy, quantize, siren
 from nicjax.errors import NicError
 
 
-def make_file(reference=bitstream.REFERENCE_ZEROS, seed=0):
+def make_file(reference=bitstream.REFERENCE_SEEDED, seed=0):
     config = siren.SirenConfig(width=16, depth=2)
     params = siren.init_params(config, jax.random.key(seed))
     header = bitstream.Header(
         signal=bitstream.SIGNAL_POINTCLOUD, colour_space=bitstream.COLOUR_YCBCR709, colour_bits=8, in_dim=3,
         out_dim=3, width=16, depth=2, omega0=30.0, omega=30.0, reference=reference, reference_seed=7,
-        num_points=1234, geometry_crc=0xDEADBEEF, voxelize=True, offset=(1.5, -2.0, 3.25), scale=0.125)
+        geometry_crc=0xDEADBEEF, voxelize=True)
     zeros = jax.tree_util.tree_map(np.zeros_like, params)
     q = quantize.quantize(params, zeros, 64)
     return header, q, bitstream.encode(header, q)
@@ -61,7 +61,43 @@ def test_garbage_and_trailing_bytes_are_rejected():
     _, _, data = make_file()
     with pytest.raises(NicError, match="magic"):
         bitstream.decode(b"PNG\x00" + data[4:])
-    with pytest.raises(NicError, match="trailing"):
+    with pytest.raises(NicError, match="checksum"):
         bitstream.decode(data + b"\0")
+    with pytest.raises(NicError, match="version 1"):  # what nicjax wrote before format version 2
+        bitstream.decode(b"NICJ\x01" + data[3:])
+    with pytest.raises(NicError, match="version 7"):
+        bitstream.decode(data[:2] + b"\x07" + data[3:])
     with pytest.raises(NicError):
         bitstream.decode(b"")
+
+
+def test_header_is_packed():
+    """A seeded 16x2 cloud file: 32 bytes besides the payload (the layout in the module docstring)."""
+    header, q, data = make_file(reference=bitstream.REFERENCE_SEEDED)
+    payload = entropy.encode_ints([t.symbols for t in q], [t.kind for t in q])
+    # magic+version 3, flags 1, dims 1, width 1, depth 1, ω0 and ω 4, seed 1, geometry CRC 4, 6 steps × 2, CRC 4
+    assert len(data) - len(payload) == 32
+    assert data[-4 - len(payload):-4] == payload
+
+
+def test_steps_are_stored_exactly():
+    """The quantizer only picks steps the header holds exactly (bfloat16), rounding up by less than 2^-7."""
+    rng = np.random.default_rng(0)
+    for step in np.exp(rng.uniform(-20, 5, 200)).astype(np.float32):
+        s = quantize.storable_step(step)
+        assert step <= s < step * (1 + 2.0 ** -7)
+        assert int(s.view(np.uint32)) & 0xFFFF == 0
+        assert quantize.storable_step(s) == s
+    _, q, data = make_file()
+    _, q2 = bitstream.decode(data)
+    assert [t.step for t in q2] == [t.step for t in q]
+    bad = [dataclasses.replace(q[0], step=np.float32(0.1))] + q[1:]
+    with pytest.raises(ValueError, match="storable"):
+        bitstream.encode(make_file()[0], bad)
+
+
+def test_omega_must_be_exact_in_float16():
+    header = make_file()[0]
+    assert dataclasses.replace(header, omega0=37.5).omega0 == 37.5
+    with pytest.raises(ValueError, match="float16"):
+        dataclasses.replace(header, omega0=30.1)

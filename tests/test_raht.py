@@ -73,7 +73,7 @@ def test_two_points_butterfly():
 def test_bitstream_round_trip_matches_encoder_reconstruction():
     coords, rgb = _cloud(n=2000, seed=6)
     data, recon = raht.encode_with_reconstruction(coords, rgb, step=4.0)
-    assert data[:4] == b"RAHT"
+    assert data[:3] == b"RH\x02"
     np.testing.assert_array_equal(raht.decode(data, coords), recon)
     assert _y_psnr(rgb, recon) > 35
     # Decoding with the points in another order returns colours in that order.
@@ -107,7 +107,7 @@ def test_corrupted_or_truncated_stream_raises():
 def test_header_tampering_detected_even_with_valid_crc():
     coords, rgb = _cloud(n=800, seed=10)
     data = bytearray(raht.encode(coords, rgb, step=8.0))
-    data[4] = 99  # unknown version, trailer recomputed so only the version check can catch it
+    data[2] = 99  # unknown version, trailer recomputed so only the version check can catch it
     body = bytes(data[:-4])
     with pytest.raises(ValueError, match="version"):
         raht.decode(body + zlib.crc32(body).to_bytes(4, "little"), coords)

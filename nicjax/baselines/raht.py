@@ -32,10 +32,11 @@ from nicjax.signals.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 
 MAX_COORD_BITS = 21  # 3 * 21 = 63 bits: the Morton code fits in an int64
 
-MAGIC = b"RAHT"
-VERSION = 1
-# magic, version, step (float32), number of points, CRC32 of the canonical geometry, payload length
-_HEADER = struct.Struct("<4sBfIII")
+MAGIC = b"RH"
+VERSION = 2
+# magic, version, step (float32), CRC32 of the canonical geometry; the payload runs to the trailer. Packed like
+# the .nic header (nothing the decoder can derive from the geometry or the file size), so the two compare fairly.
+_HEADER = struct.Struct("<2sBfI")
 _TRAILER = struct.Struct("<I")
 
 
@@ -238,7 +239,7 @@ def encode_with_reconstruction(coords_int, rgb_uint8, step: float) -> tuple[byte
     coef = raht_forward_with_structure(structure, rgb_to_ycbcr(rgb))
     q = np.rint(coef / step).astype(np.int64)
     payload = encode_ints([q[:, ch] for ch in range(3)], _coding_layout(3))
-    header = _HEADER.pack(MAGIC, VERSION, step, len(coords), geometry_crc(coords), len(payload))
+    header = _HEADER.pack(MAGIC, VERSION, step, geometry_crc(coords))
     body = header + payload
     data = body + _TRAILER.pack(zlib.crc32(body))
     return data, _reconstruct(q, step, structure)
@@ -253,23 +254,19 @@ def decode(data: bytes, coords_int) -> np.ndarray:
     data = bytes(data)
     if len(data) < _HEADER.size + _TRAILER.size:
         raise ValueError("RAHT bitstream truncated: shorter than its header")
-    if data[:4] != MAGIC:
+    if data[:2] != MAGIC:
         raise ValueError("not a RAHT bitstream (bad magic)")
     (stored_crc,) = _TRAILER.unpack(data[-_TRAILER.size:])
     if zlib.crc32(data[:-_TRAILER.size]) != stored_crc:
         raise ValueError("RAHT bitstream corrupted or truncated (CRC mismatch)")
-    _, version, step, n_points, geom_crc, payload_len = _HEADER.unpack(data[:_HEADER.size])
+    _, version, step, geom_crc = _HEADER.unpack(data[:_HEADER.size])
     if version != VERSION:
         raise ValueError(f"unsupported RAHT bitstream version {version}")
-    if _HEADER.size + payload_len + _TRAILER.size != len(data):
-        raise ValueError("RAHT bitstream length does not match its header")
     coords = check_coords(coords_int)
-    if len(coords) != n_points or geometry_crc(coords) != geom_crc:
-        raise ValueError(
-            f"geometry mismatch: bitstream was encoded for {n_points} points with geometry CRC {geom_crc:#010x}, "
-            f"got {len(coords)} points with CRC {geometry_crc(coords):#010x}"
-        )
+    if geometry_crc(coords) != geom_crc:
+        raise ValueError(f"geometry mismatch: bitstream was encoded for geometry CRC {geom_crc:#010x}, got "
+                         f"{len(coords)} points with CRC {geometry_crc(coords):#010x}")
     structure = raht_structure(coords)
-    payload = data[_HEADER.size:_HEADER.size + payload_len]
-    q = np.stack(decode_ints(payload, [n_points] * 3, _coding_layout(3)), axis=1)
+    payload = data[_HEADER.size:-_TRAILER.size]
+    q = np.stack(decode_ints(payload, [len(coords)] * 3, _coding_layout(3)), axis=1)
     return _reconstruct(q, step, structure)

@@ -129,8 +129,8 @@ def voxelize_geometry(xyz: np.ndarray) -> np.ndarray:
 def normalisation(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     """(offset, scale) with (xyz − offset)·scale in [−1, 1]: the bounding box centre and an isotropic scale.
 
-    Both are rounded to float32 because that is how the header stores them; the encoder trains on exactly
-    the coordinates the decoder will compute.
+    Not stored in the file: the decoder derives them from the geometry it is given, exactly as the encoder did
+    (min, max and float32 rounding are order-independent and exact, so every machine gets the same inputs).
     """
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
     offset = ((lo + hi) / 2).astype(np.float32)
@@ -144,6 +144,12 @@ def normalisation(xyz: np.ndarray) -> tuple[np.ndarray, float]:
 
 def normalise(xyz: np.ndarray, offset, scale: float) -> np.ndarray:
     return ((np.asarray(xyz, np.float64) - np.asarray(offset, np.float64)) * scale).astype(np.float32)
+
+
+def normalised(xyz: np.ndarray) -> np.ndarray:
+    """The network inputs of a geometry: its coordinates normalised by its own bounding box."""
+    xyz = np.asarray(xyz, np.float64)
+    return normalise(xyz, *normalisation(xyz))
 
 
 def geometry_id(xyz: np.ndarray) -> int:
