@@ -78,6 +78,7 @@ def test_bad_inputs_give_one_line_and_no_output(workdir, tmp_path):
         ("nicjax.compress", [str(tmp_path / "nan.ply"), "-o", "out.nic"], "non-finite"),
         ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--levels", "3"], "levels"),
         ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--qat_steps", "-1"], "qat_steps"),
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--omega0", "30.1"], "float16"),
         ("nicjax.decompress", [str(tmp_path / "damaged.nic"), "--geometry", str(d / "cloud.ply"), "-o", "out.ply"],
          "corrupted"),
         ("nicjax.decompress", [str(tmp_path / "truncated.nic"), "--geometry", str(d / "cloud.ply"), "-o",
