@@ -101,3 +101,29 @@ def test_omega_must_be_exact_in_float16():
     assert dataclasses.replace(header, omega0=37.5).omega0 == 37.5
     with pytest.raises(ValueError, match="float16"):
         dataclasses.replace(header, omega0=30.1)
+
+
+GOLDEN = bytes.fromhex("4e4a02203304018053804fac0267452301243ca43cf63c243d2d94099f4319b2b91e506bb48f25fe26a63f7b401a6cd49d0d")
+
+
+def test_golden_file():
+    """A version-2 file written once and pinned: magic "NJ", version 2, flags 0x20 (point cloud, YCbCr, 8-bit,
+    seeded), dims 0x33, width 4, depth 1, ω0 60 and ω 30 (float16), seed 300 (varint ac 02), geometry CRC, four
+    bfloat16 steps, payload, CRC32. Any change to the format or the coder must be deliberate (a new version)."""
+    from test_entropy import golden_arrays
+
+    header = bitstream.Header(signal=bitstream.SIGNAL_POINTCLOUD, colour_space=bitstream.COLOUR_YCBCR709,
+                              colour_bits=8, in_dim=3, out_dim=3, width=4, depth=1, omega0=60.0, omega=30.0,
+                              reference=bitstream.REFERENCE_SEEDED, reference_seed=300, geometry_crc=0x01234567)
+    symbols, q = golden_arrays()[0], []
+    for k, (name, shape) in enumerate(header.tensor_shapes()):
+        n = int(np.prod(shape))
+        q.append(quantize.QuantizedTensor(name=name, shape=shape, step=quantize.storable_step(0.01 * (k + 1)),
+                                          symbols=symbols[:n]))
+        symbols = symbols[n:]
+    assert bitstream.encode(header, q) == GOLDEN
+    h2, q2 = bitstream.decode(GOLDEN)
+    assert dataclasses.replace(h2, steps=()) == header
+    for a, b in zip(q, q2):
+        assert a.step == b.step
+        np.testing.assert_array_equal(a.symbols, b.symbols)

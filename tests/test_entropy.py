@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -30,3 +32,14 @@ def test_rejects_floats_and_huge_values():
         entropy.encode_ints([np.zeros(3)])
     with pytest.raises(ValueError):
         entropy.encode_ints([np.array([2**40])])
+
+
+def golden_arrays():
+    i = np.arange(3000, dtype=np.int64)
+    return [((i * 7919) % 61 - 30) * ((i % 3) == 0), (i[:500] ** 2 % 4099) - 2049, np.zeros(40, np.int64)]
+
+
+def test_golden_stream():
+    """The coder's output is part of the file format: any change to it must be deliberate (a new version)."""
+    data = entropy.encode_ints(golden_arrays(), [0, 1, 0])
+    assert hashlib.sha256(data).hexdigest()[:16] == "be27a7582fad64a9"
