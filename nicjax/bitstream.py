@@ -174,11 +174,10 @@ def decode(data: bytes) -> tuple[Header, list[QuantizedTensor]]:
         raise NicError(f"unsupported format version 1 (an older nicjax wrote it; this one reads version {VERSION})")
     if data[:2] != MAGIC:
         raise NicError("not a nicjax file (bad magic number)")
-    if len(data) < 3 or data[2] != VERSION:
-        found = data[2] if len(data) > 2 else "missing"
-        raise NicError(f"unsupported format version {found} (this nicjax reads version {VERSION})")
     if len(data) < 3 + 4:
         raise NicError(f"file is truncated ({len(data)} bytes)")
+    if data[2] != VERSION:
+        raise NicError(f"unsupported format version {data[2]} (this nicjax reads version {VERSION})")
     end = len(data) - 4
     if zlib.crc32(data[:end]) != _U32.unpack_from(data, end)[0]:
         raise NicError("checksum mismatch: the file is truncated or corrupted")
