@@ -1,9 +1,10 @@
 """Per-layer uniform scalar quantization of (params − reference), and its inverse.
 
 Each parameter tensor (a layer's kernel, a layer's bias) gets its own step from its dynamic range:
-step = (max d − min d) / (levels − 1), d = w − reference, rounded up to what the header stores. The quantizer is mid-tread (q = round(d / step)), so
-a zero difference stays exactly zero (what differential coding from a good init produces most) and the error
-is at most step / 2. q spans `levels` values (one more at most, when the range straddles zero unevenly).
+step = (max d − min d) / (levels − 1), d = w − reference, rounded up to what the header stores. The quantizer
+is mid-tread (q = round(d / step)), so a zero difference stays exactly zero (what differential coding from a good
+init produces most) and the error is at most step / 2. q spans `levels` values (one more at most, when the range
+straddles zero unevenly).
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ def test_omega_must_be_exact_in_float16():
         dataclasses.replace(header, omega0=30.1)
 
 
-GOLDEN = bytes.fromhex("4e4a02203304018053804fac0267452301243ca43cf63c243d2d94099f4319b2b91e506bb48f25fe26a63f7b401a6cd49d0d")
+GOLDEN = bytes.fromhex("4e4a02203304018053804fac0267452301243ca43cf63c243d2d94099f4319b2b91e506b"
+                       "b48f25fe26a63f7b401a6cd49d0d")
 
 
 def test_golden_file():
