@@ -35,7 +35,7 @@ import numpy as np
 
 from nicjax import entropy
 from nicjax.errors import NicError
-from nicjax.quantize import QuantizedTensor, context_kind
+from nicjax.quantize import QuantizedTensor, context_kind, storable_step
 
 MAGIC = b"NJ"
 VERSION = 2
@@ -73,16 +73,7 @@ class Header:
 
     def __post_init__(self):
         # Checked when the header is made (before any training), not when the file is written.
-        for name in ("omega0", "omega"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or float(np.float16(value)) != value:
-                raise ValueError(f"{name} = {value:g} cannot be stored exactly (the header holds float16): use a "
-                                 "value such as 30, 60 or 37.5")
-        if not (1 <= self.in_dim <= 15 and 1 <= self.out_dim <= 15):
-            raise ValueError(f"a network with {self.in_dim} inputs and {self.out_dim} outputs cannot be stored "
-                             "(1 to 15 each)")
-        if not 1 <= self.depth <= 255 or self.width < 1:
-            raise ValueError(f"a {self.width}x{self.depth} network cannot be stored")
+        check_network(self.in_dim, self.out_dim, self.width, self.depth, self.omega0, self.omega)
         if self.reference_seed < 0:
             raise ValueError(f"the reference seed must be non-negative, got {self.reference_seed}")
 
@@ -100,6 +91,18 @@ class Header:
         return out
 
 
+def check_network(in_dim: int, out_dim: int, width: int, depth: int, omega0: float, omega: float) -> None:
+    """ValueError (one line) unless the header can store this SIREN exactly."""
+    for name, value in (("omega0", omega0), ("omega", omega)):
+        if not np.isfinite(value) or float(np.float16(value)) != value:
+            raise ValueError(f"{name} = {value:g} cannot be stored exactly (the header holds float16): use a value "
+                             "such as 30, 60 or 37.5")
+    if not (1 <= in_dim <= 15 and 1 <= out_dim <= 15):
+        raise ValueError(f"a network with {in_dim} inputs and {out_dim} outputs cannot be stored (1 to 15 each)")
+    if not 1 <= depth <= 255 or width < 1:
+        raise ValueError(f"a {width}x{depth} network cannot be stored")
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -110,10 +113,11 @@ def _varint(n: int) -> bytes:
 
 
 def _step_bits(step) -> int:
-    bits = int(np.float32(step).view(np.uint32))
-    if bits & 0xFFFF or not np.isfinite(np.float32(step)) or step <= 0:
+    """The stored 16 bits of a step: the top half of its float32 (`storable_step` leaves the bottom half zero)."""
+    s = np.float32(step)
+    if not (np.isfinite(s) and s > 0) or storable_step(s) != s:
         raise ValueError(f"step {step!r} is not storable (see quantize.storable_step)")
-    return bits >> 16
+    return int(s.view(np.uint32)) >> 16
 
 
 class _Reader:

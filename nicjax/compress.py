@@ -14,10 +14,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
 from absl import flags
 
-from nicjax import cli, codec
+from nicjax import bitstream, cli, codec
 from nicjax.errors import NicError
 from nicjax.signals import image, pointcloud
 
@@ -87,9 +86,11 @@ def _check(config: codec.CodecConfig) -> None:
         cli.fail("--width, --depth and --batch must be positive and --steps non-negative", 2)
     if config.fit.qat_steps < 0 or config.fit.delta_l1 < 0 or not config.model.omega0 > 0:
         cli.fail("--qat_steps and --delta_l1 must be non-negative and --omega0 positive", 2)
-    if float(np.float16(config.model.omega0)) != config.model.omega0 or config.model.depth > 255:
-        cli.fail("--omega0 must be exact in float16, as the header stores it (e.g. 30, 60, 37.5), and --depth at "
-                 "most 255", 2)
+    m = config.model
+    try:  # what the file header can store, checked before training rather than after it
+        bitstream.check_network(m.in_dim, m.out_dim, m.width, m.depth, m.omega0, m.omega)
+    except ValueError as e:
+        cli.fail(str(e), 2)
 
 
 def _output(source: str | None, fallback: str) -> str:

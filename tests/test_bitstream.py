@@ -88,12 +88,12 @@ def test_steps_are_stored_exactly():
         assert step <= s < step * (1 + 2.0 ** -7)
         assert int(s.view(np.uint32)) & 0xFFFF == 0
         assert quantize.storable_step(s) == s
-    _, q, data = make_file()
+    header, q, data = make_file()
     _, q2 = bitstream.decode(data)
     assert [t.step for t in q2] == [t.step for t in q]
     bad = [dataclasses.replace(q[0], step=np.float32(0.1))] + q[1:]
     with pytest.raises(ValueError, match="storable"):
-        bitstream.encode(make_file()[0], bad)
+        bitstream.encode(header, bad)
 
 
 def test_omega_must_be_exact_in_float16():
