@@ -16,27 +16,16 @@ import sys
 import time
 
 import numpy as np
-import plyfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from nicjax import codec, codecs, configs  # noqa: E402
 from nicjax.baselines import raht  # noqa: E402
-from nicjax.signals.color import rgb_to_ycbcr  # noqa: E402
+from nicjax.metrics import colour_psnr  # noqa: E402
+from nicjax.signals import pointcloud  # noqa: E402
 
 _DATA = "../shared/data/pointclouds/8iVFB_cwi_codec_decoded/longdress_cwi_pcl_l3.ply"
 _REFERENCE = "../shared/reference/gpcc/longdress_cwi_pcl_l3_tmc13-v23-rahtplain.tsv"
-
-
-def load_ply(path: str) -> tuple[np.ndarray, np.ndarray]:
-    vertex = plyfile.PlyData.read(path)["vertex"].data
-    coords = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1)
-    rgb = np.stack([vertex["red"], vertex["green"], vertex["blue"]], axis=1).astype(np.uint8)
-    return raht.check_coords(coords), rgb
-
-
-def y_psnr(rgb_ref: np.ndarray, rgb_dec: np.ndarray) -> float:
-    mse = np.mean((rgb_to_ycbcr(rgb_ref)[:, 0] - rgb_to_ycbcr(rgb_dec)[:, 0]) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def main() -> None:
@@ -46,19 +35,26 @@ def main() -> None:
     parser.add_argument("--reference", default=_REFERENCE, help="G-PCC TSV ('' to skip)")
     args = parser.parse_args()
 
-    coords, rgb = load_ply(args.ply)
-    n = len(coords)
+    cloud = pointcloud.read_ply(args.ply)
+    signal = pointcloud.to_signal(cloud)
+    coder = codecs.CODECS["raht"]  # the CLI's RAHT: integer coordinates shifted by their bounding-box minimum
+    context = codec.DecodeContext(geometry=cloud.xyz)
+    n = cloud.num_points
     print(f"{os.path.basename(args.ply)}: {n} points")
     print(f"{'step':>6} {'bpp':>8} {'Y-PSNR':>8} {'enc_s':>7} {'dec_s':>7}")
     for step in [float(s) for s in args.steps.split(",")]:
         t0 = time.perf_counter()
-        data, recon = raht.encode_with_reconstruction(coords, rgb, step)
+        data = coder.encode(signal, configs.RahtConfig(step))
         t1 = time.perf_counter()
-        decoded = raht.decode(data, coords)
+        decoded = coder.decode(data, context).values
         t2 = time.perf_counter()
-        if not np.array_equal(decoded, recon):
+        # the encoder's own reconstruction, on the coordinates the adapter codes (shifted to start at 0)
+        shifted = np.asarray(cloud.xyz) - np.asarray(cloud.xyz).min(axis=0)
+        again, recon = raht.encode_with_reconstruction(raht.check_coords(shifted), cloud.rgb, step)
+        if again != data or not np.array_equal(decoded, recon):
             raise RuntimeError(f"decoder disagrees with encoder at step {step}")
-        print(f"{step:6g} {8 * len(data) / n:8.4f} {y_psnr(rgb, decoded):8.2f} {t1 - t0:7.2f} {t2 - t1:7.2f}")
+        y = colour_psnr(cloud.rgb, decoded)["y"]
+        print(f"{step:6g} {8 * len(data) / n:8.4f} {y:8.2f} {t1 - t0:7.2f} {t2 - t1:7.2f}")
 
     if args.reference and os.path.exists(args.reference):
         print(f"\nG-PCC reference ({os.path.basename(args.reference)}):")

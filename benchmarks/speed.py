@@ -9,8 +9,8 @@ In one run, for the paper's smallest and largest SIRENs (width 60 / depth 5 and 
    random minibatches of a synthetic cloud, as `fit.fit` runs it): steps/s, points x parameters / s, and FLOP/s
    as a fraction of the peak (3 x the forward matmul FLOPs per point x batch; sines, gather and Adam not
    counted), plus the same step traced with jnp.sin in place of nicjax's fast sine;
-3. decoding throughput: `siren.apply_chunked` alone and the whole `codec.decompress_cloud` on real bytes
-   (entropy decoding, geometry check, colour conversion included);
+3. decoding throughput: the network alone (`Model.evaluate`, the decoder's chunked forward pass) and the whole
+   `codec.decode` on real bytes (entropy decoding, geometry check, colour conversion included);
 4. the peak resident memory of decoding a 1,000,000-point cloud with the largest network, in a fresh
    subprocess (`--mode=decode_memory`);
 5. the same training step in PyTorch (CPU), eager and with torch.compile, in a subprocess (`--mode=torch`),
@@ -118,19 +118,28 @@ def integer_cloud(points: int, seed: int, bits: int = 10) -> np.ndarray:
     return rng.integers(0, 1 << bits, (points, 3)).astype(np.float64)
 
 
+def siren_model(width: int, depth: int):
+    """The nicjax model (representations.Model) of a point-cloud SIREN of this size."""
+    from nicjax.representations import siren
+
+    return siren.model(siren.SirenConfig(in_dim=3, out_dim=3, width=width, depth=depth))
+
+
 def coded_bytes(model, xyz: np.ndarray) -> bytes:
-    """A real file for `xyz`: the header of codec.cloud_header, weights coded against the seeded reference.
+    """A real file for `xyz` (the codec's header for the cloud, 256 levels, weights coded against the seeded
+    reference), for a representations.Model.
 
     The weights are an init of another seed, so every tensor's difference from the reference is dense and the
     entropy decoder has real work (the reference itself would code to all-zero symbols).
     """
     import jax
 
-    from nicjax import codec, siren
+    from nicjax import codec, configs
+    from nicjax.signals import pointcloud
 
-    header = codec.cloud_header(codec.CodecConfig(model=model), xyz, 8)
-    params = siren.init_params(model, jax.random.key(12345))
-    return codec.encode_params(header, params, 256)
+    signal = pointcloud.to_signal(pointcloud.PointCloud(xyz=xyz, rgb=np.zeros((len(xyz), 3), np.uint8)))
+    header = codec.header_for(signal, configs.CodecConfig(model=model.config), model, None)
+    return codec.write(header, model.init(jax.random.key(12345)), codec.reference_params(header), 256)
 
 
 # --- 1. matmul peak -----------------------------------------------------------------------------------------
@@ -152,10 +161,10 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> dict:
 
 @contextlib.contextmanager
 def _jnp_sine():
-    """Traces nicjax.siren with jnp.sin in place of fast_sin (only what is traced inside the block)."""
+    """Traces the SIREN with jnp.sin in place of fast_sin (only what is traced inside the block)."""
     import jax.numpy as jnp
 
-    from nicjax import siren
+    from nicjax.representations import siren
 
     saved = siren.fast_sin
     siren.fast_sin = jnp.sin
@@ -166,17 +175,18 @@ def _jnp_sine():
 
 
 def nicjax_train(model, coords, targets, args, plain_sin: bool = False) -> dict:
-    """Seconds per training step of fit._train_chunk (compile excluded), or of a jnp.sin copy of it."""
+    """Seconds per training step of fit._train_chunk (compile excluded), or of a jnp.sin copy of it; `model` is a
+    representations.Model."""
     import jax
     import jax.numpy as jnp
 
-    from nicjax import fit, siren
+    from nicjax import configs, fit
 
-    cfg = fit.FitConfig(batch_size=args.batch, loss_weights=LOSS_WEIGHTS)
+    cfg = configs.FitConfig(batch_size=args.batch, loss_weights=LOSS_WEIGHTS)
     tx = fit.make_optimizer(cfg)
     weights = tuple(float(w) for w in cfg.loss_weights)
     batch = min(args.batch, coords.shape[0])
-    params = siren.init_params(model, jax.random.key(0))
+    params = model.init(jax.random.key(0))
     opt_state = tx.init(params)
     base = jax.random.key(cfg.seed)
     k, groups = _groups(args.steps, args.chunk)
@@ -223,31 +233,33 @@ def nicjax_train(model, coords, targets, args, plain_sin: bool = False) -> dict:
 # --- 3. decoding --------------------------------------------------------------------------------------------
 
 def nicjax_decode(model, points: int, seed: int, repeats: int) -> dict:
+    """Decoding times of a representations.Model's file for a synthetic cloud of `points` points."""
     import jax
 
-    from nicjax import codec, siren
+    from nicjax import codec
     from nicjax.signals import pointcloud
 
     xyz = integer_cloud(points, seed)
     data = coded_bytes(model, xyz)
-    header, params = codec.decode_params(data)
+    context = codec.DecodeContext(geometry=xyz)
+    header, params = codec.read(data)
     coords = pointcloud.normalised(xyz)
-    siren.apply_chunked(model, params, coords[: 1 << 16])  # compiles the chunk shape apply_chunked uses
-    t_apply = _best_of(lambda: siren.apply_chunked(model, params, coords), repeats)
+    model.evaluate(params, coords[: 1 << 16])  # compiles the chunk shape evaluate uses
+    t_apply = _best_of(lambda: model.evaluate(params, coords), repeats)
 
-    codec.decompress_cloud(data, xyz)  # warm-up
-    t_full = _best_of(lambda: codec.decompress_cloud(data, xyz), repeats)
-    # where decompress_cloud's time goes (one more warm run of each part)
+    codec.decode(data, context)  # warm-up
+    t_full = _best_of(lambda: codec.decode(data, context), repeats)
+    # where decode's time goes (one more warm run of each part)
     t0 = time.perf_counter()
-    header, params = codec.decode_params(data)
+    header, params = codec.read(data)
     jax.block_until_ready(params)
     t1 = time.perf_counter()
     geo = codec.coded_geometry(header, xyz)
     t2 = time.perf_counter()
-    codec.decode_colours(header, params, geo)
+    codec.colours_at(header, params, pointcloud.normalised(geo))
     t3 = time.perf_counter()
     return {"apply": t_apply, "full": t_full, "bytes": len(data),
-            "parts": {"decode_params": t1 - t0, "coded_geometry": t2 - t1, "decode_colours": t3 - t2}}
+            "parts": {"read": t1 - t0, "coded_geometry": t2 - t1, "colours_at": t3 - t2}}
 
 
 # --- 4. decode memory (subprocess) --------------------------------------------------------------------------
@@ -274,7 +286,7 @@ def decode_memory_main(args) -> dict:
     xyz = integer_cloud(args.memory_points, args.seed)
     _, baseline = _rss_mib()
     t0 = time.perf_counter()
-    _, rgb = codec.decompress_cloud(data, xyz)
+    rgb = codec.decode(data, codec.DecodeContext(geometry=xyz)).values
     seconds = time.perf_counter() - t0
     if rgb.shape != (args.memory_points, 3):
         raise RuntimeError(f"decoded {rgb.shape}")
@@ -284,9 +296,7 @@ def decode_memory_main(args) -> dict:
 
 
 def run_decode_memory(args, width: int, depth: int) -> dict:
-    from nicjax import siren
-
-    model = siren.SirenConfig(in_dim=3, out_dim=3, width=width, depth=depth)
+    model = siren_model(width, depth)
     xyz = integer_cloud(args.memory_points, args.seed)
     with tempfile.NamedTemporaryFile(suffix=".nic", delete=False) as f:
         f.write(coded_bytes(model, xyz))
@@ -410,8 +420,6 @@ def main_all(args):
     t_start = time.perf_counter()
     import jax
 
-    from nicjax import siren
-
     nets = _networks(args)
     k, groups = _groups(args.steps, args.chunk)
     load0 = os.getloadavg()
@@ -429,6 +437,7 @@ def main_all(args):
     train_rows, train = [], {}
 
     def train_row(label, name, model, r):
+        model = model.config  # the SirenConfig: FLOPs and parameters
         flop_step = 3 * model.flops_per_point() * min(args.batch, args.points)
         sps = 1.0 / r["step_s"]
         train_rows.append((label, name, f"{1e3 * r['step_s']:.1f}", f"{1e3 * r['median_s']:.1f}", f"{sps:.2f}",
@@ -437,7 +446,7 @@ def main_all(args):
                            f"{r['cores']:.2f}"))
 
     for name, width, depth in nets:
-        model = siren.SirenConfig(in_dim=3, out_dim=3, width=width, depth=depth)
+        model = siren_model(width, depth)
         variants = [("nicjax fit._train_chunk", False)] + ([] if args.skip_plain_sin else [("nicjax, jnp.sin", True)])
         for label, plain in variants:
             _log(f"train {name}: {label}")
@@ -461,7 +470,7 @@ def main_all(args):
             notes.append(f"torch {res['version']} with {res['threads']} threads; torch.compile warm-up (compile) "
                          + ", ".join(f"{n} {res[n + ' compile']['warmup_s']:.0f} s" for n, _, _ in nets))
             for name, width, depth in nets:
-                model = siren.SirenConfig(in_dim=3, out_dim=3, width=width, depth=depth)
+                model = siren_model(width, depth)
                 ratios = []
                 for kind, label in (("eager", "torch eager"), ("compile", "torch.compile")):
                     r = res[f"{name} {kind}"]
@@ -471,17 +480,18 @@ def main_all(args):
 
     decode_rows = []
     for name, width, depth in nets:
-        model = siren.SirenConfig(in_dim=3, out_dim=3, width=width, depth=depth)
+        model = siren_model(width, depth)
+        flops = model.config.flops_per_point()
         _log(f"decode {name}")
         d = nicjax_decode(model, args.points, args.seed, args.repeats)
-        for label, key in (("siren.apply_chunked", "apply"), ("codec.decompress_cloud", "full")):
+        for label, key in (("Model.evaluate", "apply"), ("codec.decode", "full")):
             t = d[key]
             pps = args.points / t["best"]
             decode_rows.append((label, name, f"{1e3 * t['best']:.0f}", f"{1e3 * t['median']:.0f}",
-                                f"{pps / 1e6:.3f}", f"{model.flops_per_point() * pps / 1e9:.1f}",
-                                f"{100 * model.flops_per_point() * pps / peak:.0f}%", f"{t['cores']:.2f}"))
+                                f"{pps / 1e6:.3f}", f"{flops * pps / 1e9:.1f}", f"{100 * flops * pps / peak:.0f}%",
+                                f"{t['cores']:.2f}"))
         parts = ", ".join(f"{p} {1e3 * v:.0f} ms" for p, v in d["parts"].items())
-        notes.append(f"{name}: decompress_cloud of {args.points} points ({d['bytes']} bytes) = {parts}")
+        notes.append(f"{name}: codec.decode of {args.points} points ({d['bytes']} bytes) = {parts}")
 
     _log("decode memory (subprocess)")
     name, width, depth = nets[-1]
@@ -490,7 +500,7 @@ def main_all(args):
         memory = f"decode memory: failed: {m['error']}"
     else:
         verdict = "under" if m["peak_mib"] < args.memory_limit_mib else "OVER"
-        memory = (f"decode memory: codec.decompress_cloud of {args.memory_points} points with {name} in a fresh "
+        memory = (f"decode memory: codec.decode of {args.memory_points} points with {name} in a fresh "
                   f"process: peak RSS {m['peak_mib']:.0f} MiB, {verdict} {args.memory_limit_mib / 1024:g} GiB "
                   f"(after imports {m['baseline_mib']:.0f} MiB; decode took {m['seconds']:.1f} s)")
 

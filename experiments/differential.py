@@ -9,33 +9,38 @@ Arms, all trained for the same steps from the same seed (equal fine-tuning time)
   random_direct start from a random (Sitzmann) init, code the weights themselves (the paper's baseline)
   random_diff   start from the seeded random init, code (weights − init): the decoder regenerates the init
                 from the seed in the header (nicjax's default when no init artefact is given)
-Writes results/differential/{rd.csv, fig3_histogram.png, fig4_rd.png, summary.md}; rates from real bytes.
+Writes results/differential/{rd.csv, fig3_histogram.png, fig4_rd.png, <cloud>_<arm>.json, summary.md}; rates from
+real bytes. Each arm runs experiments.common.sweep (the codec's own plan, training, coding and decoding).
 """
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import os
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from nicjax import codec, fit, inits, rd, siren
-from nicjax.metrics import colour_psnr
+from experiments import common
+from nicjax import cli, codec, config_flags, configs, inits, rd
 from nicjax.signals import pointcloud
 
 FLAGS = flags.FLAGS
 _DATA = "../shared/data/pointclouds/8iVFB_cwi_codec_decoded/longdress_cwi_pcl_{}.ply"
-flags.DEFINE_string("init", None, "The meta-learned init: an id of a shipped init or a path to an .init file.")
 flags.DEFINE_list("clouds", ["l3"], "longdress levels (l1, l2, l3) or PLY paths.")
 flags.DEFINE_list("iterations", ["1000", "2000", "4000"], "Fine-tuning snapshots (equal for all arms).")
 flags.DEFINE_list("levels", [str(2**k) for k in range(4, 11)], "Quantization levels.")
 flags.DEFINE_list("arms", ["meta_diff", "meta_direct", "random_direct", "random_diff"], "Arms to run.")
-flags.DEFINE_float("lr", fit.FitConfig.learning_rate, "Fine-tuning Adam learning rate (paper: 1e-5).")
-flags.DEFINE_integer("batch", fit.FitConfig.batch_size, "Points per step.")
+# --init (required): the meta-learned init, a shipped id or an .init file; it defines the architecture of every
+# arm. --lr: the fine-tuning learning rate (the paper's: 1e-5).
+CONFIG_FLAGS = ("init", "lr", "batch", "seed")
+config_flags.define(only=CONFIG_FLAGS)
+common.define_progress()
 flags.DEFINE_string("out", "results/differential", "Output folder.")
 flags.DEFINE_bool("summarize_only", False, "Only redraw the figures and tables from the CSV.")
+flags.adopt_module_key_flags(config_flags)  # --help lists the config and shared flags too
+flags.adopt_module_key_flags(common)
 
 ARMS = {  # arm: (start from the meta-learned init?, reference the weights are coded against)
     "meta_diff": (True, "init"),
@@ -43,47 +48,37 @@ ARMS = {  # arm: (start from the meta-learned init?, reference the weights are c
     "random_direct": (False, "zeros"),
     "random_diff": (False, "seeded"),
 }
-COLUMNS = ["cloud", "arm", "iterations", "levels", "bytes", "bpp", "y_psnr", "yuv_psnr"]
+KEY = ("cloud", "arm", "iterations", "levels")
+COLUMNS = list(KEY) + ["bytes", "bpp", "y_psnr", "yuv_psnr"]
 
 
 def cloud_path(name: str) -> str:
     return _DATA.format(name) if name in ("l1", "l2", "l3") else name
 
 
-def run_arm(cloud_name, cloud, arm, init, writer, done, hist):
+def arm_config(base: configs.CodecConfig, init: inits.Init, arm: str) -> configs.CodecConfig:
     from_meta, reference = ARMS[arm]
-    iterations = sorted(int(i) for i in FLAGS.iterations)
-    levels = [int(v) for v in FLAGS.levels]
-    if all((cloud_name, arm, str(i), str(lv)) in done for i in iterations for lv in levels):
-        return
-    config = codec.CodecConfig(model=init.model, levels=levels[0], reference=reference,
-                               init=FLAGS.init if from_meta else None,
-                               fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr,
-                                                 batch_size=FLAGS.batch, steps_per_call=50))
-    signal = codec.cloud_signal(cloud, config)
-    header = codec.signal_header(signal, config)
-    start = init.params if from_meta else siren.init_params(init.model, jax.random.key(config.fit.seed))
+    return dataclasses.replace(base, model=init.model, reference=reference, init=FLAGS.init if from_meta else None)
+
+
+def run_arm(cloud_name, cloud, arm, init, writer: common.RowWriter, hist):
+    config = arm_config(config_flags.codec_config(configs.CodecConfig()), init, arm)
+    iterations = common.int_list(FLAGS.iterations, "iterations", 1)
+    last = max(iterations)
+
+    def key(s: common.Setting) -> dict:
+        return dict(cloud=cloud_name, arm=arm, iterations=s.iterations, levels=s.levels)
+
+    def fields(p: common.Point) -> dict:
+        return dict(bytes=p.bytes, bpp=f"{p.bpp:.5f}", y_psnr=f"{p.psnr['y']:.4f}", yuv_psnr=f"{p.psnr['yuv']:.4f}")
 
     def snapshot(step, params):
-        if step not in iterations:
-            return
-        if arm == "meta_diff" and step == iterations[-1]:
+        if arm == "meta_diff" and step == last:
             hist["finetuned"] = jax.tree_util.tree_map(np.asarray, params)
-        for lv in levels:
-            if (cloud_name, arm, str(step), str(lv)) in done:
-                continue
-            data = codec.encode_params(header, params, lv)
-            _, rgb = codec.decompress_cloud(data, cloud.xyz, init_search=(FLAGS.init,) if from_meta else ())
-            p = colour_psnr(cloud.rgb, rgb)
-            row = dict(cloud=cloud_name, arm=arm, iterations=step, levels=lv, bytes=len(data),
-                       bpp=f"{8 * len(data) / cloud.num_points:.5f}", y_psnr=f"{p['y']:.4f}",
-                       yuv_psnr=f"{p['yuv']:.4f}")
-            writer.writerow(row)
-            print("  " + "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
 
-    print(f"{cloud_name}: {arm}", flush=True)
-    fit.fit(init.model, start, signal.coords, codec.targets_for(signal), config.fit, progress=True,
-            callback=snapshot)
+    common.sweep(codec.cloud_signal(cloud, config), config, writer, key, fields, iterations=iterations,
+                 levels=common.int_list(FLAGS.levels, "levels", 2), progress=FLAGS.progress, on_snapshot=snapshot,
+                 label=f"{cloud_name}: {arm}, {last} steps")
 
 
 def plot_histogram(init, finetuned, path):
@@ -124,14 +119,22 @@ def summarize(csv_path, out):
             y = np.array([float(r["y_psnr"]) for r in sel])
             hull = rd.envelope(bpp, y)
             curves[arm] = (bpp[hull], y[hull], len(sel))
+            common.write_compressai_json(
+                os.path.join(out, f"{common.safe_name(os.path.splitext(os.path.basename(cloud))[0])}_{arm}.json"),
+                f"NIC {arm} (nicjax)",
+                f"{cloud}: upper convex hull (Y-PSNR) of {len(sel)} operating points (iterations, levels) of the "
+                f"{arm} arm, init {FLAGS.init}; rates from real bytes, colour bits per input point", bpp[hull],
+                y[hull], "psnr-y")
             ax.scatter(bpp, y, s=6, alpha=0.35)
             ax.plot(bpp[hull], y[hull], "-o", ms=3, label=arm)
         base = curves.get("random_direct")
         for arm, (b, y, n) in curves.items():
             if base is None:
                 break
-            lines.append(f"| {cloud} | {arm} | {n} | {rd.bd_rate(base[0], base[1], b, y):+.1f}% | "
-                         f"{rd.bd_psnr(base[0], base[1], b, y):+.2f} dB |")
+            bd = rd.bd_rate(base[0], base[1], b, y)
+            bdp = common.bd_psnr(base[0], base[1], b, y)
+            lines.append(f"| {cloud} | {arm} | {n} | {common.fmt(bd, '+.1f', '%')} | "
+                         f"{common.fmt(bdp, '+.2f', ' dB', 'n/a')} |")
         ax.set_xscale("log")
         ax.set_xlabel("bits per point")
         ax.set_ylabel("Y-PSNR (dB)")
@@ -142,6 +145,8 @@ def summarize(csv_path, out):
     fig.savefig(os.path.join(out, "fig4_rd.png"), dpi=120)
     plt.close(fig)
     text = "\n".join(lines) + "\n\nFigures: `fig3_histogram.png`, `fig4_rd.png`\n"
+    text += ("\nR-D curves in CompressAI's JSON format (envelope points; Y-PSNR): `<cloud>_<arm>.json`\n"
+             if clouds else "")
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     return text
@@ -158,22 +163,19 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     csv_path = os.path.join(FLAGS.out, "rd.csv")
     if not FLAGS.summarize_only:
-        done = {(r["cloud"], r["arm"], r["iterations"], r["levels"]) for r in rd.read_rows(csv_path)}
-        new = not os.path.exists(csv_path)
-        with open(csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
-            hist = {}
+        unknown = [a for a in FLAGS.arms if a not in ARMS]
+        if unknown:
+            raise SystemExit(f"error: unknown arms {unknown}: use some of {', '.join(ARMS)}")
+        hist = {}
+        with common.RowWriter(csv_path, COLUMNS, KEY, show=COLUMNS) as writer:
             for name in FLAGS.clouds:
                 cloud = pointcloud.read_ply(cloud_path(name))
                 for arm in FLAGS.arms:
-                    run_arm(name, cloud, arm, init, writer, done, hist)
-                    f.flush()
+                    run_arm(name, cloud, arm, init, writer, hist)
             if "finetuned" in hist:
                 plot_histogram(init, hist["finetuned"], os.path.join(FLAGS.out, "fig3_histogram.png"))
     print(summarize(csv_path, FLAGS.out))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,13 +1,15 @@
 """Kodak: NIC against JPEG, WebP and JPEG 2000 (Pillow, measured in the same run), with other codecs in context.
 
-    python -m experiments.kodak                    # CPU subset: 3 images, small networks (~10 min on 2 cores)
+    python -m experiments.kodak                    # CPU subset: 3 images, small networks (~10 min on 2 cores
+                                                   # with --qat_steps=0; the QAT rows add to it)
     python -m experiments.kodak --full             # all 24 images, larger networks, 20000 steps (~a day on 2 cores)
     python -m experiments.kodak --summarize_only   # redraw figures and tables from results/kodak/points.csv
 
-NIC: for each image, each network (--archs, width×depth) is trained once (codec.fit_signal, the codec's own
-path) and snapshotted at each of --iterations; every snapshot is coded at each of --levels with the real
-bitstream and decoded from those bytes by the real decoder (codec.decompress_image). Rates are 8 × file bytes /
-pixels, header and checksum included; PSNR is over R, G and B together, peak 255.
+NIC: for each image, each network (--networks, width×depth) is trained once (experiments.common.sweep: the
+codec's own plan, training and coding) and snapshotted at each of --iterations; every snapshot is coded at each of
+--levels, with and without quantization-aware fine-tuning (--qat_steps), with the real bitstream and decoded from
+those bytes by the real decoder (codec.decode). Rates are 8 × file bytes / pixels, header and checksum included;
+PSNR is over R, G and B together, peak 255.
 Pillow codecs, on the same images in the same run, with the settings of ../shared/reference/kodak/README.md:
 JPEG (quality sweep, 4:2:0, optimize), WebP (lossy, method 6), JPEG 2000 (OpenJPEG, rates mode, 9/7, mct=1, raw
 codestream). Context, not run here: AVIF, HEVC 4:4:4 (a BPG stand-in) and JPEG XL from the measurements in
@@ -15,70 +17,76 @@ codestream). Context, not run here: AVIF, HEVC 4:4:4 (a BPG stand-in) and JPEG X
 Strümpler et al. and C3 (experiments/kodak_published.py).
 
 Averages: mean bpp and mean PSNR (dB) over the evaluated images, per codec parameter; for NIC per operating
-point (width, depth, iterations, levels). The NIC envelope is the upper convex hull of its average operating
+point (width, depth, iterations, levels, QAT steps). The NIC envelope is the upper convex hull of its average operating
 points (nicjax.rd.envelope); BD-rates use PCHIP over the overlapping PSNR range (nicjax.rd.bd_rate).
 
 Outputs under --out: points.csv (every measured point), average.csv, bd_rates.csv, kodak_rd.png (averages),
-kodak_rd_per_image.png, summary.md. The CSV is appended row by row and the job resumes: rows already there are not
-recomputed.
+kodak_rd_per_image.png, kodak_<codec>.json (average curves in CompressAI's format), summary.md. The CSV is
+appended row by row and the job resumes: rows already there are not recomputed (a points.csv from before the QAT
+columns gains them, its NIC rows marked as plain quantization).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-import logging
 import math
 import os
 import sys
 import time
 import warnings
 
-import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from experiments import common
 from experiments.kodak_published import PUBLISHED
-from nicjax import codec, fit, rd, siren
+from nicjax import cli, codec, config_flags, configs, rd
+from nicjax.representations import siren
 from nicjax.signals import image
 
 FLAGS = flags.FLAGS
 # The CPU subset: the images at the 25th, 50th and 75th percentile of JPEG difficulty (PSNR at quality 30 in
 # ../shared/reference/kodak/jpeg.csv, sorted: positions 6, 12 and 18 of 24). kodim04, on which the training
-# settings (codec.IMAGE_CONFIG) were chosen, is not among them.
+# settings (configs.IMAGE) were chosen, is not among them.
 CPU_IMAGES = ["kodim18", "kodim19", "kodim17"]
 CPU_ARCHS = ["32x4", "48x5", "64x5"]
 CPU_ITERATIONS = ["1000", "2000", "3000"]
 FULL_ARCHS = ["32x4", "48x5", "64x5", "96x5", "128x5"]
 FULL_ITERATIONS = ["2500", "5000", "10000", "20000"]
 LEVELS = ["16", "32", "64", "128", "256"]
+QAT_STEPS = ["0", "300"]  # as experiments.rd_sweep
 
 flags.DEFINE_string("data_dir", "../shared/data/images/kodak", "Folder with kodim01.png … kodim24.png.")
 flags.DEFINE_string("reference_dir", "../shared/reference/kodak", "Reference codec CSVs (see its README.md).")
 flags.DEFINE_list("images", CPU_IMAGES, "Images to evaluate (names without .png); --full: all 24.")
 flags.DEFINE_bool("full", False, f"All 24 images, networks {','.join(FULL_ARCHS)}, iterations "
-                  f"{','.join(FULL_ITERATIONS)} (unless --archs/--iterations/--images are given).")
-flags.DEFINE_list("archs", CPU_ARCHS, "SIREN networks, WIDTHxDEPTH (depth = sine layers).")
-flags.DEFINE_list("iterations", CPU_ITERATIONS, "Training snapshots (each run lasts the largest; multiples of "
-                  f"{fit.FitConfig.steps_per_call}).")
+                  f"{','.join(FULL_ITERATIONS)} (unless --networks/--iterations/--images are given).")
+common.define_networks(CPU_ARCHS)
+flags.DEFINE_list("iterations", CPU_ITERATIONS, "Training snapshots (each run lasts the largest).")
 flags.DEFINE_list("levels", LEVELS, "Quantization levels per tensor.")
-flags.DEFINE_float("lr", codec.IMAGE_CONFIG.fit.learning_rate, "Adam learning rate (cosine schedule).")
-flags.DEFINE_integer("batch", codec.IMAGE_CONFIG.fit.batch_size, "Pixels per training step.")
-flags.DEFINE_integer("seed", 0, "Seed of the init and the minibatches.")
-flags.DEFINE_enum("colour_space", "rgb", ["rgb", "ycbcr"], "What the network outputs.")
-flags.DEFINE_enum("reference", "seeded", list(codec.REFERENCES), "What the weights are coded against.")
+flags.DEFINE_list("qat_steps", QAT_STEPS, "Quantization-aware fine-tuning steps per coded snapshot "
+                  "(FitConfig.qat_steps); each value is its own set of rows from the same training run (0: plain "
+                  "quantization).")
+# Unset, these take the image preset's values (configs.IMAGE: lr 1e-3, batch 4096, RGB, seeded reference).
+CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr", "colour_space", "reference")
+config_flags.define(only=CONFIG_FLAGS)
+common.define_progress()
 flags.DEFINE_list("jpeg", ["2", "5", "10", "15", "20", "30", "40", "50", "65", "75", "85", "90"], "JPEG qualities.")
 flags.DEFINE_list("webp", ["0", "5", "10", "20", "30", "40", "50", "60", "70", "80", "85", "90"], "WebP qualities.")
 flags.DEFINE_list("jpeg2000", ["480", "320", "240", "160", "120", "80", "60", "40", "30", "24", "16", "12"],
                   "JPEG 2000 compression ratios.")
 flags.DEFINE_string("out", "results/kodak", "Output folder.")
 flags.DEFINE_bool("summarize_only", False, "Only redraw figures and tables from points.csv.")
+flags.adopt_module_key_flags(config_flags)  # --help lists the config and shared flags too
+flags.adopt_module_key_flags(common)
 
 MIN_OVERLAP_DB = 1.0  # BD figures over a shorter common PSNR range say nothing: reported as n/a
-SETTINGS = ("lr", "batch", "seed", "colour_space", "reference")  # NIC settings a resumed points.csv must share
-COLUMNS = ["image", "codec", "param", "width", "depth", "iterations", "levels", "bytes", "bpp", "psnr_rgb",
-           "encode_s", "decode_s"]
+NO_OVERLAP = f"n/a (curves overlap < {MIN_OVERLAP_DB:g} dB)"
+KEY = ("image", "codec", "param", "width", "depth", "iterations", "levels", "qat_steps", "qat_lr")
+COLUMNS = list(KEY) + ["bytes", "bpp", "psnr_rgb", "encode_s", "decode_s"]
 MEASURED = {"jpeg": "JPEG", "webp": "WebP", "jpeg2000": "JPEG 2000"}  # run here, through Pillow
 REFERENCE = {"avif": "AVIF", "hevc444": "HEVC 4:4:4 (BPG stand-in)", "jxl": "JPEG XL"}  # context, from CSVs
 COLOURS = {"jpeg": "tab:red", "webp": "tab:orange", "jpeg2000": "tab:brown", "avif": "tab:purple",
@@ -87,38 +95,27 @@ COLOURS = {"jpeg": "tab:red", "webp": "tab:orange", "jpeg2000": "tab:brown", "av
 
 # --- bookkeeping ----------------------------------------------------------------------------------------------
 
-def row_key(row: dict) -> tuple:
-    return tuple(str(row.get(k, "")) for k in ("image", "codec", "param", "width", "depth", "iterations", "levels"))
+def upgrade(row: dict) -> dict:
+    """A row of a points.csv written before the QAT columns: its NIC rows are plain quantization."""
+    if "qat_steps" in row:
+        return row
+    return dict(row, qat_steps="0" if row["codec"] == "nic" else "", qat_lr="")
 
 
-class RowWriter:
-    def __init__(self, path: str):
-        self.done = {row_key(r) for r in rd.read_rows(path)}
-        new = not os.path.exists(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.added = 0
-        self.file = open(path, "a", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=COLUMNS)
-        if new:
-            self.writer.writeheader()
-
-    def has(self, **key) -> bool:
-        return row_key(key) in self.done
-
-    def add(self, **row) -> None:
-        row = {k: row.get(k, "") for k in COLUMNS}
-        self.writer.writerow(row)
-        self.file.flush()
-        self.done.add(row_key(row))
-        self.added += 1
-
-    def close(self):
-        self.file.close()
+def writer_for(path: str) -> common.RowWriter:
+    return common.RowWriter(path, COLUMNS, KEY, upgrade=upgrade)
 
 
-def parse_arch(text: str) -> tuple[int, int]:
-    w, d = text.lower().split("x")
-    return int(w), int(d)
+def nic_config() -> configs.CodecConfig:
+    """The NIC settings the flags give (unset: the image preset's); the architecture is set per network."""
+    return config_flags.codec_config(configs.IMAGE)
+
+
+def settings_of(config: configs.CodecConfig) -> dict:
+    """The NIC settings points.csv rows do not record: a resumed run must share them (settings.json)."""
+    return {"lr": config.fit.learning_rate, "batch": config.fit.batch_size, "seed": config.fit.seed,
+            "colour_space": "ycbcr" if config.colour_space == "ycbcr" else "rgb",
+            "reference": codec.resolve_reference(config)}
 
 
 # --- the Pillow codecs ----------------------------------------------------------------------------------------
@@ -137,7 +134,7 @@ def pillow_encode(img, codec_name: str, param: int) -> bytes:
     return buf.getvalue()
 
 
-def run_pillow(name: str, pixels: np.ndarray, writer: RowWriter) -> None:
+def run_pillow(name: str, pixels: np.ndarray, writer: common.RowWriter) -> None:
     from PIL import Image as PILImage
 
     img = PILImage.fromarray(pixels)
@@ -154,55 +151,35 @@ def run_pillow(name: str, pixels: np.ndarray, writer: RowWriter) -> None:
             t2 = time.perf_counter()
             if decoded.shape != pixels.shape:
                 raise RuntimeError(f"{codec_name} {param} decoded {name} to {decoded.shape}")
-            writer.add(image=name, codec=codec_name, param=param, bytes=len(data), bpp=f"{8 * len(data) / n:.6f}",
-                       psnr_rgb=f"{image.image_psnr(pixels, decoded):.4f}", encode_s=f"{t1 - t0:.3f}",
-                       decode_s=f"{t2 - t1:.3f}")
+            writer.add(dict(image=name, codec=codec_name, param=param, bytes=len(data),
+                            bpp=f"{8 * len(data) / n:.6f}", psnr_rgb=f"{image.image_psnr(pixels, decoded):.4f}",
+                            encode_s=f"{t1 - t0:.3f}", decode_s=f"{t2 - t1:.3f}"))
 
 
 # --- NIC ------------------------------------------------------------------------------------------------------
 
-def run_nic(name: str, pixels: np.ndarray, archs, iterations, levels, writer: RowWriter) -> None:
-    n = pixels.shape[0] * pixels.shape[1]
-    for arch in archs:
-        width, depth = parse_arch(arch)
-        todo = [(it, lv) for it in iterations for lv in levels
-                if not writer.has(image=name, codec="nic", width=width, depth=depth, iterations=it, levels=lv)]
-        if not todo:
-            continue
-        config = codec.CodecConfig(
-            model=siren.SirenConfig(width=width, depth=depth),
-            fit=fit.FitConfig(steps=max(iterations), learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
-                              seed=FLAGS.seed),
-            reference=FLAGS.reference, colour_space=FLAGS.colour_space)
-        signal = codec.image_signal(pixels, config)
-        header = codec.signal_header(signal, config)
-        snapshots, seconds = {}, {}
+def run_nic(name: str, pixels: np.ndarray, networks, iterations, levels, qat_steps, writer: common.RowWriter) -> None:
+    base = nic_config()
+    signal = codec.image_signal(pixels, base)
+    for width, depth in networks:
+        config = dataclasses.replace(base, model=siren.SirenConfig(width=width, depth=depth,
+                                                                   omega0=base.model.omega0))
+
+        def key(s: common.Setting) -> dict:
+            return dict(image=name, codec="nic", width=width, depth=depth, iterations=s.iterations, levels=s.levels,
+                        qat_steps=s.qat_steps, qat_lr=f"{base.fit.qat_learning_rate:g}" if s.qat_steps else "")
+
+        def fields(p: common.Point) -> dict:
+            return dict(bytes=p.bytes, bpp=f"{p.bpp:.6f}", psnr_rgb=f"{p.psnr['rgb']:.4f}",
+                        encode_s=f"{p.encode_s:.3f}", decode_s=f"{p.decode_s:.3f}")
+
         t0 = time.perf_counter()
-
-        def keep(step, params):
-            if step in iterations:
-                snapshots[step] = jax.device_get(params)
-                seconds[step] = time.perf_counter() - t0
-
-        codec.fit_signal(signal, config, progress=False, callback=keep)
-        missing = set(iterations) - set(snapshots)
-        if missing:
-            raise RuntimeError(f"no snapshot at iterations {sorted(missing)}: use multiples of "
-                               f"{config.fit.steps_per_call}")
-        best = -math.inf
-        for it, lv in todo:
-            t1 = time.perf_counter()
-            data = codec.encode_params(header, snapshots[it], lv)
-            t2 = time.perf_counter()
-            decoded = codec.decompress_image(data)  # the decoder's path, from the bytes alone
-            t3 = time.perf_counter()
-            p = image.image_psnr(pixels, decoded)
-            best = max(best, p)
-            writer.add(image=name, codec="nic", width=width, depth=depth, iterations=it, levels=lv, bytes=len(data),
-                       bpp=f"{8 * len(data) / n:.6f}", psnr_rgb=f"{p:.4f}", encode_s=f"{seconds[it] + t2 - t1:.3f}",
-                       decode_s=f"{t3 - t2:.3f}")
-        print(f"  {name} NIC {arch}: {max(iterations)} steps in {seconds[max(iterations)]:.0f} s, "
-              f"{len(todo)} points, best {best:.2f} dB", flush=True)
+        points = common.sweep(signal, config, writer, key, fields, iterations=iterations, levels=levels,
+                              qat_steps=qat_steps, progress=FLAGS.progress)
+        if points:
+            best = max(p.psnr["rgb"] for p in points)
+            print(f"  {name} NIC {width}x{depth}: {len(points)} points in {time.perf_counter() - t0:.0f} s "
+                  f"(training {max(p.train_s for p in points):.0f} s), best {best:.2f} dB", flush=True)
 
 
 # --- summaries ------------------------------------------------------------------------------------------------
@@ -228,11 +205,11 @@ def average_curve(rows: list[dict], images, key) -> list[dict]:
 
 
 def nic_key(r: dict) -> tuple:
-    return int(r["width"]), int(r["depth"]), int(r["iterations"]), int(r["levels"])
+    return int(r["width"]), int(r["depth"]), int(r["iterations"]), int(r["levels"]), int(r["qat_steps"] or 0)
 
 
 def nic_label(k: tuple) -> str:
-    return f"{k[0]}x{k[1]} it{k[2]} L{k[3]}"
+    return f"{k[0]}x{k[1]} it{k[2]} L{k[3]}" + (f" QAT{k[4]}" if k[4] else "")
 
 
 def envelope_points(points: list[dict]) -> list[dict]:
@@ -267,7 +244,7 @@ def summarize(out: str, command: str, seconds: float | None) -> list[dict]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = rd.read_rows(os.path.join(out, "points.csv"))
+    rows = common.read_rows(os.path.join(out, "points.csv"), upgrade)
     nic_rows = [r for r in rows if r["codec"] == "nic"]
     images = sorted({r["image"] for r in nic_rows})
     if not images:
@@ -318,6 +295,7 @@ def summarize(out: str, command: str, seconds: float | None) -> list[dict]:
             checks.append((c, len(diffs), d[:, 0].max(), d[:, 1].max()))
 
     write_csvs(out, curves, nic_points, nic_env, bd + published_bd, len(images))
+    write_json(out, images, curves, nic_points, nic_env)
     plot_average(plt, out, images, curves, nic_points, nic_env)
     plot_per_image(plt, out, images, rows, reference_rows, per_image)
     write_summary(out, command, seconds, images, curves, nic_env, bd, published_bd, checks, nic_rows)
@@ -344,6 +322,22 @@ def write_csvs(out, curves, nic_points, nic_env, bd, n_images):
         w.writeheader()
         for r in bd:
             w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def write_json(out, images, curves, nic_points, nic_env):
+    """The average curves in CompressAI's JSON format: kodak_nic.json (the envelope) and one per codec measured
+    here (the reference CSVs' codecs are inputs, not results of this run)."""
+    what = f"mean bpp and mean RGB PSNR over {len(images)} Kodak image(s): {', '.join(images)}"
+    common.write_compressai_json(
+        os.path.join(out, "kodak_nic.json"), "NIC (nicjax)",
+        f"Upper convex hull of {len(nic_points)} average NIC operating points (network, iterations, levels, QAT "
+        f"steps); {what}", [p["bpp"] for p in nic_env], [p["psnr"] for p in nic_env], "psnr-rgb")
+    for c, label in MEASURED.items():
+        if curves[c]:
+            common.write_compressai_json(
+                os.path.join(out, f"kodak_{c}.json"), f"{label} (Pillow)",
+                f"{label} through Pillow, settings of ../shared/reference/kodak/README.md; {what}",
+                [p["bpp"] for p in curves[c]], [p["psnr"] for p in curves[c]], "psnr-rgb")
 
 
 def _curve(ax, pts, **kw):
@@ -411,15 +405,21 @@ def plot_per_image(plt, out, images, rows, reference_rows, per_image):
 
 
 def write_summary(out, command, seconds, images, curves, nic_env, bd, published_bd, checks, nic_rows):
+    config = nic_config()
+    settings = settings_of(config)
     lines = [f"# Kodak: NIC against Pillow's JPEG, WebP and JPEG 2000", "", f"Command: `{command}`", "",
-             f"Images ({len(images)}): {', '.join(images)}. NIC settings: archs {','.join(FLAGS.archs)}, iterations "
-             f"{','.join(FLAGS.iterations)}, levels {','.join(FLAGS.levels)}, lr {FLAGS.lr:g}, batch {FLAGS.batch}, "
-             f"colour space {FLAGS.colour_space}, reference {FLAGS.reference}, seed {FLAGS.seed}."]
+             f"Images ({len(images)}): {', '.join(images)}. NIC settings: networks {','.join(FLAGS.networks)}, "
+             f"iterations {','.join(FLAGS.iterations)}, levels {','.join(FLAGS.levels)}, QAT steps "
+             f"{','.join(FLAGS.qat_steps)} (lr {config.fit.qat_learning_rate:g}), lr {settings['lr']:g}, batch "
+             f"{settings['batch']}, colour space {settings['colour_space']}, reference {settings['reference']}, seed "
+             f"{settings['seed']}."]
     if seconds is not None:
         lines.append(f"Wall time of the last invocation: {seconds / 60:.1f} min (earlier rows of points.csv may "
                      "come from earlier, resumed invocations).")
     fit_s = {}
     for r in nic_rows:
+        if r["qat_steps"] not in ("", "0"):
+            continue  # encode_s of a QAT row includes its fine-tuning
         k = (r["image"], r["width"], r["depth"])
         fit_s[k] = max(fit_s.get(k, 0.0), float(r["encode_s"]))
     lines += [f"NIC training time, all networks and images: {sum(fit_s.values()) / 60:.1f} min.", "",
@@ -429,8 +429,8 @@ def write_summary(out, command, seconds, images, curves, nic_env, bd, published_
               "| anchor | scope | BD-rate | BD-PSNR | PSNR overlap |", "|---|---|---|---|---|"]
     for r in bd:
         name = MEASURED.get(r["anchor"]) or REFERENCE.get(r["anchor"], r["anchor"])
-        lines.append(f"| {name} | {r['scope']} | {fmt(r['bd_rate_percent'], '+.1f')} % | "
-                     f"{fmt(r['bd_psnr_db'], '+.2f')} dB | {fmt(r['overlap_lo_db'], '.2f')}–"
+        lines.append(f"| {name} | {r['scope']} | {common.fmt(r['bd_rate_percent'], '+.1f', ' %', NO_OVERLAP)} | "
+                     f"{common.fmt(r['bd_psnr_db'], '+.2f', ' dB', 'n/a')} | {fmt(r['overlap_lo_db'], '.2f')}–"
                      f"{fmt(r['overlap_hi_db'], '.2f')} dB |")
     lines += ["", "## NIC envelope (average over the images)", "", "| operating point | bpp | PSNR (dB) |",
               "|---|---|---|"]
@@ -449,7 +449,7 @@ def write_summary(out, command, seconds, images, curves, nic_env, bd, published_
                   "Not comparable with the table above unless all 24 images were evaluated.", "",
                   "| method | BD-rate vs JPEG | PSNR overlap |", "|---|---|---|"]
         for r in published_bd:
-            lines.append(f"| {r['test']} | {fmt(r['bd_rate_percent'], '+.1f')} % | "
+            lines.append(f"| {r['test']} | {common.fmt(r['bd_rate_percent'], '+.1f', ' %', NO_OVERLAP)} | "
                          f"{fmt(r['overlap_lo_db'], '.2f')}–{fmt(r['overlap_hi_db'], '.2f')} dB |")
         lines += ["", "Sources: experiments/kodak_published.py."]
     with open(os.path.join(out, "summary.md"), "w") as f:
@@ -461,7 +461,7 @@ def write_summary(out, command, seconds, images, curves, nic_env, bd, published_
 def check_settings(out: str) -> None:
     """points.csv rows do not record lr, batch, seed, ...: refuse to mix rows made with other settings."""
     path = os.path.join(out, "settings.json")
-    settings = {k: getattr(FLAGS, k) for k in SETTINGS}
+    settings = settings_of(nic_config())
     if os.path.exists(path) and os.path.exists(os.path.join(out, "points.csv")):
         with open(path) as f:
             before = json.load(f)
@@ -476,53 +476,48 @@ def apply_full_preset():
         return
     if not FLAGS["images"].present:
         FLAGS.images = [f"kodim{i:02d}" for i in range(1, 25)]
-    if not FLAGS["archs"].present:
-        FLAGS.archs = FULL_ARCHS
+    if not FLAGS["networks"].present:
+        FLAGS.networks = FULL_ARCHS
     if not FLAGS["iterations"].present:
         FLAGS.iterations = FULL_ITERATIONS
 
 
 def main(argv):
     del argv
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU found" noise on CPU hosts
     apply_full_preset()
     command = "python -m " + " ".join(["experiments.kodak"] + sys.argv[1:])
     os.makedirs(FLAGS.out, exist_ok=True)
     t_start = time.perf_counter()
     added = 0
     if not FLAGS.summarize_only:
-        archs = [a for a in FLAGS.archs]
-        for a in archs:
-            parse_arch(a)
-        iterations = sorted({int(i) for i in FLAGS.iterations})
-        levels = sorted({int(v) for v in FLAGS.levels})
-        step = fit.FitConfig.steps_per_call
-        if any(i % step and i != max(iterations) for i in iterations):
-            raise SystemExit(f"--iterations must be multiples of {step} (snapshots are taken between jit chunks)")
+        networks = common.parse_networks(FLAGS.networks)
+        iterations = sorted(set(common.int_list(FLAGS.iterations, "iterations", 1)))
+        levels = sorted(set(common.int_list(FLAGS.levels, "levels", 2)))
+        qat_steps = common.int_list(FLAGS.qat_steps, "qat_steps")
         check_settings(FLAGS.out)
-        writer = RowWriter(os.path.join(FLAGS.out, "points.csv"))
-        try:
-            for name in FLAGS.images:
-                t0 = time.perf_counter()
-                pixels = image.read_image(os.path.join(FLAGS.data_dir, f"{name}.png")).pixels
-                if pixels.shape[2] != 3:
-                    raise SystemExit(f"{name}: expected an RGB image")
-                run_pillow(name, pixels, writer)
-                run_nic(name, pixels, archs, iterations, levels, writer)
-                print(f"{name} done in {time.perf_counter() - t0:.0f} s", flush=True)
-        finally:
-            writer.close()
-            added = writer.added
+        with writer_for(os.path.join(FLAGS.out, "points.csv")) as writer:
+            try:
+                for name in FLAGS.images:
+                    t0 = time.perf_counter()
+                    pixels = image.read_image(os.path.join(FLAGS.data_dir, f"{name}.png")).pixels
+                    if pixels.shape[2] != 3:
+                        raise SystemExit(f"{name}: expected an RGB image")
+                    run_pillow(name, pixels, writer)
+                    run_nic(name, pixels, networks, iterations, levels, qat_steps, writer)
+                    print(f"{name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+            finally:
+                added = writer.added
     seconds = time.perf_counter() - t_start if added else None
     bd = summarize(FLAGS.out, command, seconds)
     print(f"\nBD-rate of the NIC envelope (PCHIP over the common PSNR range); {FLAGS.out}/summary.md:")
     for r in bd:
         if r["scope"].startswith("average"):
-            print(f"  vs {r['anchor']:9s} {fmt(r['bd_rate_percent'], '+7.1f')} %   ({r['scope']} images, overlap "
+            bd_rate = common.fmt(r["bd_rate_percent"], "+7.1f", " %", NO_OVERLAP)
+            print(f"  vs {r['anchor']:9s} {bd_rate}   ({r['scope']} images, overlap "
                   f"{fmt(r['overlap_lo_db'], '.2f')}–{fmt(r['overlap_hi_db'], '.2f')} dB)")
     print(f"figures: {FLAGS.out}/kodak_rd.png, {FLAGS.out}/kodak_rd_per_image.png; tables: points.csv, "
-          f"average.csv, bd_rates.csv")
+          f"average.csv, bd_rates.csv; curves: kodak_<codec>.json")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

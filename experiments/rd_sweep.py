@@ -14,33 +14,31 @@ The CSV is appended row by row and the job resumes: rows already there are not r
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
-import math
 import os
-import sys
 import time
 
-import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from nicjax import codec, fit, rd, siren
-from nicjax.baselines import raht
-from nicjax.metrics import colour_psnr
+from experiments import common
+from nicjax import cli, codec, codecs, config_flags, configs, rd
+from nicjax.representations import siren
 from nicjax.signals import pointcloud
 
 FLAGS = flags.FLAGS
 _DATA = "../shared/data/pointclouds/8iVFB_cwi_codec_decoded"
 flags.DEFINE_list("clouds", [f"{_DATA}/longdress_cwi_pcl_l{i}.ply" for i in (1, 2, 3)], "PLY files to sweep.")
 flags.DEFINE_string("reference_dir", "../shared/reference/gpcc", "G-PCC reference TSVs (<cloud>_tmc13-*.tsv).")
-flags.DEFINE_list("widths", ["32", "64"], "SIREN widths: with --depths, sweep every width × depth.")
-flags.DEFINE_list("depths", ["3", "5"], "SIREN depths: with --widths, sweep every width × depth.")
 # The default grid spans the rates of RAHT on the three longdress clouds (16k to 254k points): a network's bits
 # are shared by the cloud's points, so small clouds need small networks.
-flags.DEFINE_list("networks", ["16x2", "24x3", "32x3", "48x3", "64x3", "48x5", "64x5"],
-                  "WIDTHxDEPTH pairs to sweep (ignored when --widths or --depths is given).")
+common.define_networks(["16x2", "24x3", "32x3", "48x3", "64x3", "48x5", "64x5"],
+                       "Ignored when --widths or --depths is given.")
+flags.DEFINE_list("widths", ["32", "64"], "Shorthand: with --depths, sweep every width × depth (instead of "
+                  "--networks).")
+flags.DEFINE_list("depths", ["3", "5"], "Shorthand: with --widths, sweep every width × depth (instead of "
+                  "--networks).")
 flags.DEFINE_list("omega0s", ["60"], "First-layer SIREN frequencies ω0 (the paper's is 30; 60 fitted these clouds "
                   "better, README).")
 flags.DEFINE_list("iterations", ["1000", "3000"], "Training snapshots (the run lasts the largest).")
@@ -48,140 +46,87 @@ flags.DEFINE_list("levels", [str(2**k) for k in range(2, 9)] + ["1024"],
                   "Quantization levels (2^2 .. 2^12 allowed).")
 flags.DEFINE_list("raht_steps", ["8", "12", "16", "24", "32", "48", "64", "96", "128", "192", "256"],
                   "RAHT quantization steps.")
-flags.DEFINE_float("lr", fit.FitConfig.learning_rate, "Adam learning rate.")
 flags.DEFINE_list("delta_l1s", ["0"], "Rate-penalty weights (FitConfig.delta_l1) to train with, one run each.")
 flags.DEFINE_list("qat_steps", ["0", "300"], "Quantization-aware fine-tuning steps per coded snapshot "
                   "(FitConfig.qat_steps); each value is its own set of rows from the same training run (0: plain "
                   "quantization).")
-flags.DEFINE_float("qat_lr", fit.FitConfig.qat_learning_rate, "Learning rate of the quantization-aware steps.")
-flags.DEFINE_integer("batch", fit.FitConfig.batch_size, "Points per training step.")
-flags.DEFINE_integer("seed", 0, "Seed.")
-flags.DEFINE_string("out", "results", "Output folder: rd.csv, rd_<cloud>.png, summary.md.")
+CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
+config_flags.define(only=CONFIG_FLAGS)
+common.define_progress()
+flags.DEFINE_string("out", "results", "Output folder: rd.csv, rd_<cloud>.png, <cloud>_<codec>.json, summary.md.")
 flags.DEFINE_bool("summarize_only", False, "Only redraw figures and tables from the CSV.")
+flags.adopt_module_key_flags(config_flags)  # --help lists the config and shared flags too
+flags.adopt_module_key_flags(common)
 
 KEY = ("cloud", "codec", "width", "depth", "omega0", "lr", "delta_l1", "qat_steps", "qat_lr", "iterations", "levels",
        "raht_step")
 COLUMNS = list(KEY) + ["bytes", "bpp", "y_psnr", "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
+SHOW = ("codec", "width", "depth", "delta_l1", "qat_steps", "iterations", "levels", "raht_step", "bpp", "y_psnr")
 
 
 def cloud_name(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def row_key(row: dict) -> tuple:
-    return tuple(str(row[k]) for k in KEY)
+def writer_for(path: str) -> common.RowWriter:
+    return common.RowWriter(path, COLUMNS, KEY, show=SHOW)
 
 
-class RowWriter:
-    def __init__(self, path: str):
-        self.path = path
-        if os.path.exists(path):
-            with open(path, newline="") as f:
-                found = next(csv.reader(f), [])
-            if found != COLUMNS:
-                raise SystemExit(f"error: {path} has columns {found}, expected {COLUMNS}; use another --out")
-        self.done = {row_key(r) for r in rd.read_rows(path)}
-        new = not os.path.exists(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.file = open(path, "a", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=COLUMNS)
-        if new:
-            self.writer.writeheader()
-
-    def has(self, **key) -> bool:
-        return row_key({k: key.get(k, "") for k in COLUMNS}) in self.done
-
-    def add(self, row: dict) -> None:
-        row = {k: row.get(k, "") for k in COLUMNS}
-        self.writer.writerow(row)
-        self.file.flush()
-        self.done.add(row_key(row))
-        shown = ("codec", "width", "depth", "delta_l1", "qat_steps", "iterations", "levels", "raht_step", "bpp",
-                 "y_psnr")
-        print("  " + "  ".join(f"{k}={row[k]}" for k in shown if row[k] != ""), flush=True)
-
-
-def psnr_fields(cloud, rgb) -> dict:
-    p = colour_psnr(cloud.rgb, rgb)
-    return {"y_psnr": f"{p['y']:.4f}", "u_psnr": f"{p['u']:.4f}", "v_psnr": f"{p['v']:.4f}",
-            "yuv_psnr": f"{p['yuv']:.4f}"}
+def measured_fields(num_bytes: int, bpp: float, psnr: dict, encode_s: float, decode_s: float) -> dict:
+    return {"bytes": num_bytes, "bpp": f"{bpp:.5f}", "y_psnr": f"{psnr['y']:.4f}", "u_psnr": f"{psnr['u']:.4f}",
+            "v_psnr": f"{psnr['v']:.4f}", "yuv_psnr": f"{psnr['yuv']:.4f}", "encode_s": f"{encode_s:.2f}",
+            "decode_s": f"{decode_s:.2f}"}
 
 
 def networks() -> list[tuple[int, int]]:
     """(width, depth) pairs: every --widths × --depths if either is given, else --networks."""
     if FLAGS["widths"].present or FLAGS["depths"].present:
-        return list(itertools.product(map(int, FLAGS.widths), map(int, FLAGS.depths)))
-    try:
-        return [tuple(int(v) for v in n.lower().split("x")) for n in FLAGS.networks]
-    except ValueError:
-        raise SystemExit(f"error: --networks takes WIDTHxDEPTH pairs such as 32x3, got {FLAGS.networks}")
+        widths = common.int_list(FLAGS.widths, "widths", 1)
+        depths = common.int_list(FLAGS.depths, "depths", 1)
+        return list(itertools.product(widths, depths))
+    return common.parse_networks(FLAGS.networks)
 
 
-def sweep_nic(name, cloud, writer: RowWriter):
-    iterations = sorted(int(i) for i in FLAGS.iterations)
-    levels = [int(v) for v in FLAGS.levels]
-    qat_steps = [int(q) for q in FLAGS.qat_steps]
+def sweep_nic(name, signal, writer: common.RowWriter):
+    iterations = sorted(common.int_list(FLAGS.iterations, "iterations", 1))
+    levels = common.int_list(FLAGS.levels, "levels", 2)
+    qat_steps = common.int_list(FLAGS.qat_steps, "qat_steps")
+    base_config = config_flags.codec_config(configs.CodecConfig())
+    fit = base_config.fit
     for (width, depth), omega0, delta_l1 in itertools.product(networks(), map(float, FLAGS.omega0s),
                                                               map(float, FLAGS.delta_l1s)):
-        network = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}", lr=f"{FLAGS.lr:g}",
-                       delta_l1=f"{delta_l1:g}", raht_step="")
-        bases = {q: dict(network, qat_steps=q, qat_lr=f"{FLAGS.qat_lr:g}" if q else "") for q in qat_steps}
-        if all(writer.has(**b, iterations=i, levels=lv) for b in bases.values() for i in iterations for lv in levels):
-            continue
-        print(f"{name}: NIC {width}x{depth} ω0={omega0:g} delta_l1={delta_l1:g}, {iterations[-1]} steps", flush=True)
-        config = codec.CodecConfig(
-            model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
-            fit=fit.FitConfig(steps=iterations[-1], learning_rate=FLAGS.lr, batch_size=FLAGS.batch,
-                              seed=FLAGS.seed, steps_per_call=math.gcd(50, *iterations),
-                              qat_learning_rate=FLAGS.qat_lr, delta_l1=delta_l1))
-        header = codec.cloud_header(config, cloud.xyz, cloud.colour_bits)
-        coords = pointcloud.normalised(cloud.xyz)
-        targets = codec.targets_from_rgb(cloud.rgb, cloud.colour_bits)
-        t0 = time.perf_counter()
-        paused = [0.0]  # time spent coding snapshots is not training time
+        network = dict(cloud=name, codec="nic", width=width, depth=depth, omega0=f"{omega0:g}",
+                       lr=f"{fit.learning_rate:g}", delta_l1=f"{delta_l1:g}", raht_step="")
 
-        def snapshot(step, params):
-            if step not in iterations:
-                return
-            t_snap = time.perf_counter()
-            train_s = t_snap - t0 - paused[0]
-            for q, base in bases.items():
-                qat_config = dataclasses.replace(config.fit, qat_steps=q)
-                for lv in levels:
-                    if writer.has(**base, iterations=step, levels=lv):
-                        continue
-                    t = time.perf_counter()
-                    coded, steps = codec.quantization_aware(header, params, lv, coords, targets, qat_config,
-                                                            progress=False)
-                    data = codec.encode_params(header, coded, lv, steps=steps)
-                    enc_s = train_s + time.perf_counter() - t
-                    t = time.perf_counter()
-                    xyz, rgb = codec.decompress_cloud(data, cloud.xyz)
-                    dec_s = time.perf_counter() - t
-                    writer.add(dict(base, iterations=step, levels=lv, bytes=len(data),
-                                    bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
-                                    decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
-            paused[0] += time.perf_counter() - t_snap
+        def key(s: common.Setting) -> dict:
+            return dict(network, qat_steps=s.qat_steps, qat_lr=f"{fit.qat_learning_rate:g}" if s.qat_steps else "",
+                        iterations=s.iterations, levels=s.levels)
 
-        init = siren.init_params(config.model, jax.random.key(FLAGS.seed))
-        fit.fit(config.model, init, coords, targets, config.fit, progress=True, callback=snapshot,
-                reference=codec.reference_params(header))
+        def fields(p: common.Point) -> dict:
+            return measured_fields(p.bytes, p.bpp, p.psnr, p.encode_s, p.decode_s)
+
+        config = dataclasses.replace(base_config, model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
+                                     fit=dataclasses.replace(fit, delta_l1=delta_l1))
+        common.sweep(signal, config, writer, key, fields, iterations=iterations, levels=levels, qat_steps=qat_steps,
+                     progress=FLAGS.progress,
+                     label=f"{name}: NIC {width}x{depth} ω0={omega0:g} delta_l1={delta_l1:g}, {iterations[-1]} steps")
 
 
-def sweep_raht(name, cloud, writer: RowWriter):
-    coords = raht.check_coords(cloud.xyz)
+def sweep_raht(name, signal, writer: common.RowWriter):
+    raht = codecs.CODECS["raht"]
+    context = codec.DecodeContext(geometry=signal.geometry)
     for step in FLAGS.raht_steps:
-        if writer.has(cloud=name, codec="raht", width="", depth="", iterations="", levels="", raht_step=step):
+        if writer.has(cloud=name, codec="raht", raht_step=step):
             continue
         t = time.perf_counter()
-        data, _ = raht.encode_with_reconstruction(coords, cloud.rgb, float(step))
+        data = raht.encode(signal, configs.RahtConfig(float(step)))
         enc_s = time.perf_counter() - t
         t = time.perf_counter()
-        rgb = raht.decode(data, coords)
+        decoded = raht.decode(data, context)
         dec_s = time.perf_counter() - t
-        writer.add(dict(cloud=name, codec="raht", raht_step=step, bytes=len(data),
-                        bpp=f"{8 * len(data) / cloud.num_points:.5f}", encode_s=f"{enc_s:.2f}",
-                        decode_s=f"{dec_s:.2f}", **psnr_fields(cloud, rgb)))
+        writer.add(dict(cloud=name, codec="raht", raht_step=step,
+                        **measured_fields(len(data), 8 * len(data) / len(signal.inputs),
+                                          common.measure(signal, decoded), enc_s, dec_s)))
 
 
 # Which rows each envelope of the "what each part adds" table is drawn from (cumulative, in the order the parts
@@ -226,7 +171,8 @@ def ablation(rows, clouds) -> list[str]:
                 continue
             bpp, psnr, hull = nic_envelope(nic, "y")
             bds.append(rd.bd_rate(column(ours, "bpp"), column(ours, "y_psnr"), bpp[hull], psnr[hull]))
-        table.append(f"| {label} | " + " | ".join(f"{b:+.1f}%" for b in bds) + f" | {np.nanmean(bds):+.1f}% |")
+        table.append(f"| {label} | " + " | ".join(common.fmt(b, "+.1f", "%") for b in bds)
+                     + f" | {common.fmt(common.mean(bds), '+.1f', '%')} |")
     return table
 
 
@@ -261,6 +207,11 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
                                    f"{nic[i]['delta_l1']} | {nic[i]['qat_steps']} | "
                                    f"{nic[i]['iterations']} | {nic[i]['levels']} | {bpp[i]:.4f} | {psnr[i]:.2f} |"
                                    for i in hull]
+        common.write_compressai_json(
+            os.path.join(out_dir, f"{common.safe_name(name)}_nic.json"), "NIC (nicjax)",
+            f"{name}: upper convex hull (Y-PSNR) of {len(nic)} NIC operating points (network, ω0, rate penalty, "
+            "iterations, QAT steps, levels); rates from real bytes, colour bits per input point",
+            curves["y"][0], curves["y"][1], "psnr-y")
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
         ax.scatter(bpp, curves["y"][2], s=8, c="0.7", label="NIC operating points")
         ax.plot(curves["y"][0], curves["y"][1], "k-o", ms=3, label="NIC envelope")
@@ -270,9 +221,13 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
             for metric in ("yuv", "y"):
                 bd = rd.bd_rate(rb, column(ours, f"{metric}_psnr"), *curves[metric][:2])
                 averages[metric].append(bd)
-            bdp = rd.bd_psnr(rb, column(ours, "y_psnr"), *curves["y"][:2])
-            table1.append(f"| {name} | {len(nic)} | {averages['yuv'][-1]:+.1f}% | {averages['y'][-1]:+.1f}% | "
-                          f"{bdp:+.2f} dB |")
+            bdp = common.bd_psnr(rb, column(ours, "y_psnr"), *curves["y"][:2])
+            common.write_compressai_json(
+                os.path.join(out_dir, f"{common.safe_name(name)}_raht.json"), "RAHT (nicjax)",
+                f"{name}: nicjax.baselines.raht at each RAHT step (uniform quantization, adaptive range "
+                "coding); rates from real bytes, colour bits per input point", rb, column(ours, "y_psnr"), "psnr-y")
+            table1.append(f"| {name} | {len(nic)} | {common.fmt(averages['yuv'][-1], '+.1f', '%')} | "
+                          f"{common.fmt(averages['y'][-1], '+.1f', '%')} | {common.fmt(bdp, '+.2f', ' dB')} |")
         styles = {"v12": "--", "v23": "-.", "v23-rahtplain": ":"}
         for version, style in styles.items():
             path = os.path.join(reference_dir, f"{name}_tmc13-{version}.tsv")
@@ -283,7 +238,7 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
                 ax.plot(ref["bpp"], ref["y"], style, marker=".", label=label)
                 bd = rd.bd_rate(ref["bpp"], ref["y"], *curves["y"][:2])
                 overlap = rd.overlap_fraction(ref["y"], curves["y"][1])
-                gpcc_table.append(f"| {name} | {label} | {bd:+.1f}% | {overlap:.0%} |")
+                gpcc_table.append(f"| {name} | {label} | {common.fmt(bd, '+.1f', '%')} | {overlap:.0%} |")
                 gpcc_bds.setdefault(label, []).append(bd)
         ax.set_xscale("log")
         ax.set_xlabel("colour bits per point")
@@ -297,14 +252,18 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
         fig.savefig(os.path.join(out_dir, f"rd_{name}.png"), dpi=120)
         plt.close(fig)
     if averages["yuv"]:
-        table1.append(f"| **average** | | {np.nanmean(averages['yuv']):+.1f}% | {np.nanmean(averages['y']):+.1f}% | |")
-    gpcc_table += [f"| **average** ({len(bds)} clouds) | {label} | {np.nanmean(bds):+.1f}% | |"
+        table1.append(f"| **average** | | {common.fmt(common.mean(averages['yuv']), '+.1f', '%')} | "
+                      f"{common.fmt(common.mean(averages['y']), '+.1f', '%')} | |")
+    gpcc_table += [f"| **average** ({len(bds)} clouds) | {label} | {common.fmt(common.mean(bds), '+.1f', '%')} | |"
                    for label, bds in gpcc_bds.items()]
     lines += ["## NIC envelope vs RAHT (Table 1)", ""] + table1 + ["", "## NIC envelope vs G-PCC", ""] + gpcc_table
     lines += ["", "## What each part of the grid adds (BD-rate Y vs RAHT (ours), cumulative)", ""]
     lines += ablation(rows, clouds)
     lines += ["", "## The NIC envelope's points (Y-PSNR)", ""] + envelope_lines
     lines += ["", "Figures: " + ", ".join(f"`rd_{c}.png`" for c in clouds)]
+    lines += ["", "R-D curves in CompressAI's JSON format (envelope points; Y-PSNR): "
+              + ", ".join(f"`{common.safe_name(c)}_{k}.json`" for c in clouds for k in ("nic", "raht")
+                          if os.path.exists(os.path.join(out_dir, f"{common.safe_name(c)}_{k}.json")))]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(text)
@@ -316,15 +275,16 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     csv_path = os.path.join(FLAGS.out, "rd.csv")
     if not FLAGS.summarize_only:
-        writer = RowWriter(csv_path)
-        for path in FLAGS.clouds:
-            cloud = pointcloud.read_ply(path)
-            name = cloud_name(path)
-            print(f"{name}: {cloud.num_points} points", flush=True)
-            sweep_raht(name, cloud, writer)
-            sweep_nic(name, cloud, writer)
+        with writer_for(csv_path) as writer:
+            for path in FLAGS.clouds:
+                cloud = pointcloud.read_ply(path)
+                name = cloud_name(path)
+                print(f"{name}: {cloud.num_points} points", flush=True)
+                signal = codec.cloud_signal(cloud)
+                sweep_raht(name, signal, writer)
+                sweep_nic(name, signal, writer)
     print(summarize(csv_path, FLAGS.out, FLAGS.reference_dir))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

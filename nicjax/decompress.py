@@ -1,11 +1,11 @@
 """python -m nicjax.decompress INPUT.nic -o DECODED.png [--scale K] [--original PHOTO.png]
    python -m nicjax.decompress INPUT.nic --geometry GEOMETRY.ply -o DECODED.ply
 
-An image file decodes from the file alone: the header holds the pixel grid. --scale K samples the network on a
-grid K times as fine in each direction (the same continuous function between the coded pixel centres), and
---original measures the PSNR of the decoded image against the original.
-A point-cloud file needs the geometry: the output has its points (voxelized if the encoder voxelized) with the
-decoded colours.
+The codec is found from the file's magic number (NIC or the RAHT baseline). An image file decodes from the file
+alone: the header holds the pixel grid. --scale K samples the network on a grid K times as fine in each direction
+(the same continuous function between the coded pixel centres), and --original measures the PSNR of the decoded
+image against the original. A point-cloud file needs the geometry: the output has its points (voxelized if the
+encoder voxelized) with the decoded colours.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
 from absl import flags
 
-from nicjax import bitstream, cli, codec
-from nicjax.baselines import raht
-from nicjax.signals import image, pointcloud
+from nicjax import cli, codec, codecs, container
+from nicjax.signals import color, image, pointcloud
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("geometry", None, "Point clouds: PLY file with the point coordinates (its colours are ignored).")
@@ -37,68 +35,47 @@ def _output(source: str, extension: str) -> str:
     return output
 
 
-def decompress_image(source: str, data: bytes, header: bitstream.Header, params, t0: float) -> None:
+def decompress_image(source: str, data: bytes, header: container.Header, params, t0: float) -> None:
     if FLAGS.geometry:
         cli.fail(f"{source} holds an image: --geometry is for point clouds", 2)
     output = _output(source, ".png")
     original = image.read_image(FLAGS.original) if FLAGS.original else None
+    s = header.signal
     try:
-        height, width = image.scaled_size(header.height, header.image_width, FLAGS.scale)
+        height, width = image.scaled_size(s.height, s.width, FLAGS.scale)
     except ValueError as e:
         cli.fail(f"--scale: {e}", 2)
-    if original is not None and original.pixels.shape != (height, width, header.out_dim):
+    channels = header.model.out_dim
+    if original is not None and original.pixels.shape != (height, width, channels):
         cli.fail(f"--original is {original.width}×{original.height}×{original.channels}, the decoded image would "
-                 f"be {width}×{height}×{header.out_dim}: no PSNR", 2)
-    pixels = codec.decode_image(header, params, FLAGS.scale)
+                 f"be {width}×{height}×{channels}: no PSNR", 2)
+    pixels = codec.decode_params(header, params, codec.DecodeContext(scale=FLAGS.scale)).values
     seconds = time.perf_counter() - t0
     image.write_image(output, pixels)
-    coded = header.height * header.image_width
     print(f"output  {output}")
-    print(f"size    {pixels.shape[1]}×{pixels.shape[0]} (coded {header.image_width}×{header.height}, "
-          f"scale {FLAGS.scale:g})")
-    print(f"bpp     {8 * len(data) / coded:.4f}")
+    print(f"size    {pixels.shape[1]}×{pixels.shape[0]} (coded {s.width}×{s.height}, scale {FLAGS.scale:g})")
+    print(f"bpp     {8 * len(data) / (s.height * s.width):.4f}")
     if original is not None:
         space = "RGB" if pixels.shape[2] == 3 else "gray"
-        peak = codec.colour_peak(header.colour_bits)
+        peak = color.peak(s.colour_bits)
         print(f"PSNR    {space} {image.image_psnr(original.pixels, pixels, peak):.2f} dB (peak {peak:.0f})")
     print(f"time    decode {seconds:.2f} s")
 
 
-def _write_cloud(output: str, xyz, rgb, data: bytes, t0: float, codec_name: str = "") -> None:
-    seconds = time.perf_counter() - t0
-    pointcloud.write_ply(output, xyz, rgb)
-    print(f"output  {output}")
-    print(f"points  {len(xyz)}")
-    print(f"bpp     {8 * len(data) / len(xyz):.4f}")
-    print(f"time    decode {seconds:.2f} s{codec_name}")
-
-
-def decompress_cloud(source: str, data: bytes, header: bitstream.Header, params, t0: float) -> None:
+def decompress_cloud(source: str, data: bytes, decode, t0: float, codec_name: str = "") -> None:
+    """`decode(context)` -> codec.Decoded, for the file's codec."""
     if not FLAGS.geometry:
         cli.fail("--geometry GEOMETRY.ply is required for a point cloud", 2)
     if FLAGS.scale != 1.0 or FLAGS.original:
         cli.fail("--scale and --original are for images", 2)
     output = _output(source, ".ply")
-    xyz = pointcloud.read_geometry(FLAGS.geometry)
-    xyz, rgb = codec.decode_cloud(header, params, xyz)
-    _write_cloud(output, xyz, rgb, data, t0)
-
-
-def decompress_raht(source: str, data: bytes, t0: float) -> None:
-    """A file of the RAHT baseline (`compress --codec raht`): decoded on the voxelized geometry."""
-    from nicjax.errors import NicError
-
-    if not FLAGS.geometry:
-        cli.fail("--geometry GEOMETRY.ply is required for a point cloud", 2)
-    output = _output(source, ".ply")
-    xyz = pointcloud.read_geometry(FLAGS.geometry)
-    if not np.array_equal(xyz, np.rint(xyz)):
-        xyz = pointcloud.voxelize_geometry(xyz)  # the encoder needed --voxelize for such a geometry
-    try:
-        rgb = raht.decode(data, raht.check_coords(xyz))
-    except ValueError as e:
-        raise NicError(str(e))
-    _write_cloud(output, xyz, rgb, data, t0, " (RAHT)")
+    decoded = decode(codec.DecodeContext(geometry=pointcloud.read_geometry(FLAGS.geometry)))
+    seconds = time.perf_counter() - t0
+    pointcloud.write_ply(output, decoded.xyz, decoded.values)
+    print(f"output  {output}")
+    print(f"points  {len(decoded.xyz)}")
+    print(f"bpp     {8 * len(data) / len(decoded.xyz):.4f}")
+    print(f"time    decode {seconds:.2f} s{codec_name}")
 
 
 def main(argv):
@@ -108,13 +85,15 @@ def main(argv):
     source = argv[1]
     t0 = time.perf_counter()
     data = cli.read_bytes(source)
-    if data[:len(raht.MAGIC)] == raht.MAGIC:
-        return decompress_raht(source, data, t0)
-    header, params = codec.decode_params(data, (FLAGS.init,) if FLAGS.init else ())
-    if header.signal == bitstream.SIGNAL_IMAGE:
+    file_codec = codecs.for_file(data)
+    if file_codec.name != codec.NAME:
+        return decompress_cloud(source, data, lambda context: file_codec.decode(data, context), t0,
+                                f" ({file_codec.name.upper()})")
+    header, params = codec.read(data, (FLAGS.init,) if FLAGS.init else ())
+    if header.signal.kind == container.SIGNAL_IMAGE:
         decompress_image(source, data, header, params, t0)
     else:
-        decompress_cloud(source, data, header, params, t0)
+        decompress_cloud(source, data, lambda context: codec.decode_params(header, params, context), t0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Per-signal training: (coordinates, targets, init, config) -> params. Pure apart from the progress bar."""
+"""Training any representation on a signal: (model, start params, inputs, targets, FitConfig) -> params.
+
+`fit` runs Adam in jit-compiled `lax.scan` chunks; `quantization_aware` fine-tunes through the quantizer (QAT)
+at the steps the coder will use. Both take a `representations.Model` (its `apply` is all they call), and the
+reference the coder subtracts, resolved once by the caller. Pure apart from the progress bar.
+"""
 
 from __future__ import annotations
 
@@ -14,29 +19,8 @@ import numpy as np
 import optax
 
 from nicjax import quantize as quant
-from nicjax import siren
-
-
-@dataclasses.dataclass(frozen=True)
-class FitConfig:
-    steps: int = 8000
-    learning_rate: float = 1e-3
-    schedule: str = "cosine"  # "cosine" (decay to final_lr_fraction) or "constant"
-    final_lr_fraction: float = 0.05
-    batch_size: int = 1 << 14
-    loss_weights: tuple = (0.6, 0.2, 0.2)  # per output channel: Y, Cb, Cr for colours
-    seed: int = 0
-    steps_per_call: int = 50  # steps fused into one jit-compiled lax.scan between progress updates
-    # Quantization-aware fine-tuning after `steps`: this many more steps with the weights quantized in the forward
-    # pass (straight-through gradients) at the steps the coder will use, so the network adapts to its own
-    # quantization. Worth ~3 dB at 8 levels and ~1 dB at 16 (README, "Point clouds: measured"); 0: off.
-    qat_steps: int = 0
-    qat_learning_rate: float = 3e-4  # cosine-decayed over qat_steps
-    # Rate penalty: loss += delta_l1 · mean |w − reference| over all weights, the reference being what the coder
-    # subtracts (the seeded init or an init artefact). It pulls unneeded weights back onto the reference, so the
-    # quantized differences peak at zero and code in fewer bits: a rate knob beside size and levels (README,
-    # "Point clouds: measured"). 0: off.
-    delta_l1: float = 0.0
+from nicjax.configs import FitConfig
+from nicjax.representations import Model
 
 
 @functools.lru_cache(maxsize=32)  # the same object for the same config, so the jit cache hits (tx is static)
@@ -56,9 +40,9 @@ def weighted_mse(pred, target, weights):
     return jnp.sum(per_channel * jnp.asarray(weights, per_channel.dtype)), per_channel
 
 
-def micro_batches(batch_size: int, width: int) -> int:
-    """How many cache-sized pieces a training minibatch is split into (1: none; see siren.sub_batch_rows)."""
-    rows = siren.sub_batch_rows(width)
+def micro_batches(batch_size: int, model: Model) -> int:
+    """How many cache-sized pieces a training minibatch is split into (1: none; see base.rows_per_piece)."""
+    rows = model.rows_per_piece()
     if rows is None:
         return 1
     m = max(1, batch_size // rows)
@@ -89,10 +73,10 @@ def _train_chunk(params, opt_state, step_keys, coords, targets, quantizer, refer
         penalty = delta_l1 * delta_l1_penalty(p, reference) if delta_l1 else 0.0
         if quantizer is not None:  # (reference, steps): train the weights the decoder will see
             p = quant.fake_quantize(p, *quantizer)
-        loss, per_channel = weighted_mse(siren.apply(model, p, x), y, weights)
+        loss, per_channel = weighted_mse(model.apply(p, x), y, weights)
         return loss + penalty, per_channel
 
-    pieces = micro_batches(batch_size, model.width)
+    pieces = micro_batches(batch_size, model)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def step(carry, key):
@@ -125,16 +109,16 @@ def _progress(iterable_total: int, desc: str, enabled: bool):
     return tqdm(total=iterable_total, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
-def fit(model: siren.SirenConfig, params, coords, targets, config: FitConfig, *, progress: bool = True,
+def fit(model: Model, params, coords, targets, config: FitConfig, *, progress: bool = True,
         callback=None, quantizer=None, reference=None):
-    """Trains `params` (a SIREN of architecture `model`) so that siren(coords) ≈ targets.
+    """Trains `params` so that model.apply(params, coords) ≈ targets.
 
     coords: (N, in_dim) float32 in [-1, 1]; targets: (N, out_dim) float32 (values / peak − 0.5).
     Minibatches are drawn with replacement by a key derived from (seed, step index) only, so the result
     is the same however the steps are chunked. `callback(step, params)` runs after each chunk (for R-D
     snapshots at several iterations). `quantizer` = (reference, steps) pytrees trains through the quantizer
     (quantize.fake_quantize; see FitConfig.qat_steps). Returns (params, history) with the per-channel minibatch MSE
-    per step. `config.qat_steps` is not acted on here: the codec runs it once it knows the quantization steps.
+    per step. `config.qat_steps` is not acted on here: `quantization_aware` runs it once the steps are known.
     `reference` (the coder's reference weights) is required when config.delta_l1 > 0.
     """
     coords = jnp.asarray(coords, jnp.float32)
@@ -176,3 +160,34 @@ def fit(model: siren.SirenConfig, params, coords, targets, config: FitConfig, *,
             bar.close()
     history = np.concatenate(history) if history else np.zeros((0, model.out_dim))
     return params, {"per_channel_mse": history, "seconds": time.perf_counter() - t0}
+
+
+def quantization_aware(model: Model, params, reference, levels: int, coords, targets, config: FitConfig, *,
+                       progress: bool = True, keep_better: bool = False):
+    """Fine-tunes through the quantizer at `levels` for config.qat_steps (FitConfig.qat_steps).
+
+    Returns (params, steps): quantize them with `steps`, the steps trained for. With qat_steps = 0 the params come
+    back unchanged with the steps `quantize` would choose. `keep_better`: return the fine-tuned params only if the
+    decoded network's loss is lower than without them. Straight-through fine-tuning wins several dB at 4-16 levels
+    but can lose a little at 64+ (Adam's steps are then comparable to the quantization step; README), so the
+    encoder measures both and codes the better.
+    """
+    steps = quant.tensor_steps(params, reference, levels)
+    if config.qat_steps <= 0:
+        return params, steps
+    tuned, _ = fit(model, params, coords, targets, qat_config(config), progress=progress,
+                   quantizer=(reference, steps), reference=reference)
+    if keep_better:
+        errors = [decoded_loss(model, p, reference, steps, coords, targets, config.loss_weights)
+                  for p in (params, tuned)]
+        if not errors[1] < errors[0]:
+            return params, steps
+    return tuned, steps
+
+
+def decoded_loss(model: Model, params, reference, steps, coords, targets, loss_weights) -> float:
+    """The training loss (weighted MSE over all points) of the network the decoder gets from (params, steps)."""
+    out = model.evaluate(quant.fake_quantize(params, reference, steps), coords)
+    # float64: weighted_mse's float32 mean over a million points can hide the difference between candidates
+    per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
+    return float(np.dot(per_channel, loss_weights))

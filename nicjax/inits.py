@@ -21,7 +21,7 @@ import struct
 import jax
 import numpy as np
 
-from nicjax import siren
+from nicjax.representations import siren
 from nicjax.errors import NicError
 
 MAGIC = b"NICI"

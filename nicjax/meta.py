@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from nicjax import siren
+from nicjax.representations import siren
 from nicjax.fit import weighted_mse
 
 

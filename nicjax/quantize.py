@@ -9,30 +9,13 @@ straddles zero unevenly).
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nicjax.container import CodedTensor, TensorSpec, storable_step
+
 MIN_LOG2_LEVELS, MAX_LOG2_LEVELS = 2, 12
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantizedTensor:
-    name: str  # the pytree path, e.g. "layer_00/kernel"
-    shape: tuple
-    step: np.float32
-    symbols: np.ndarray  # int64, row-major flattening of `shape`
-
-    @property
-    def kind(self) -> int:
-        return context_kind(self.name)
-
-
-def context_kind(name: str) -> int:
-    """Context set for the entropy coder: kernels and biases have different statistics."""
-    return 1 if name.endswith("bias") else 0
 
 
 def _path_name(path) -> str:
@@ -50,17 +33,6 @@ def check_levels(levels: int) -> int:
     if levels < (1 << MIN_LOG2_LEVELS) or levels > (1 << MAX_LOG2_LEVELS):
         raise ValueError(f"levels must be in [{1 << MIN_LOG2_LEVELS}, {1 << MAX_LOG2_LEVELS}], got {levels}")
     return levels
-
-
-def storable_step(step) -> np.float32:
-    """The smallest step ≥ `step` that the header stores exactly (bfloat16: a float32 whose low 16 bits are zero).
-
-    Rounding up (by at most 2^-7 relative) keeps the symbols within the `levels` span.
-    """
-    bits = int(np.float32(step).view(np.uint32))
-    if bits & 0xFFFF:
-        bits = (bits | 0xFFFF) + 1
-    return np.uint32(bits).view(np.float32)
 
 
 def layer_step(diff: np.ndarray, levels: int) -> np.float32:
@@ -95,8 +67,11 @@ def fake_quantize(params, reference, steps):
     return jax.tree_util.tree_map(one, params, reference, steps)
 
 
-def quantize(params, reference, levels: int, steps=None) -> list[QuantizedTensor]:
-    """Quantizes params − reference per tensor. `reference` has the same structure (zeros for direct coding).
+def quantize(params, reference, levels: int, steps=None, *, specs: list[TensorSpec] | None = None
+             ) -> list[CodedTensor]:
+    """Quantizes params − reference per tensor. `reference` has the same structure (zeros for direct coding);
+    `specs` (the representation's `tensors`: names in pytree order and roles, which pick the entropy contexts) must
+    match the pytree; None: specs from the pytree itself, every tensor with the role "kernel".
 
     `steps` (a pytree like params, from `tensor_steps`) fixes the steps instead of taking them from the ranges:
     after quantization-aware fine-tuning, the steps the network was trained for. Weights that moved beyond the
@@ -106,14 +81,19 @@ def quantize(params, reference, levels: int, steps=None) -> list[QuantizedTensor
     levels = check_levels(levels)
     fixed = None if steps is None else [storable_step(s) for _, s in flatten(steps)]
     out = []
-    for i, (name, shape, diff) in enumerate(_diffs(params, reference)):
+    diffs = list(_diffs(params, reference))
+    if specs is None:
+        specs = [TensorSpec(name, tuple(shape), "kernel") for name, shape, _ in diffs]
+    if [(name, tuple(shape)) for name, shape, _ in diffs] != [(s.name, tuple(s.shape)) for s in specs]:
+        raise ValueError("the parameters do not match the representation's tensors")
+    for i, ((_, _, diff), spec) in enumerate(zip(diffs, specs)):
         step = layer_step(diff, levels) if fixed is None else fixed[i]
         q = np.rint(diff / np.float64(step)).astype(np.int64).ravel()
-        out.append(QuantizedTensor(name=name, shape=tuple(shape), step=step, symbols=q))
+        out.append(CodedTensor(spec=spec, step=step, symbols=q))
     return out
 
 
-def dequantize(quantized: list[QuantizedTensor], reference):
+def dequantize(quantized: list[CodedTensor], reference):
     """reference + q·step, in float32, with the reference's pytree structure."""
     ref_leaves, treedef = jax.tree_util.tree_flatten(reference)
     if len(ref_leaves) != len(quantized):

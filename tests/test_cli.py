@@ -79,6 +79,11 @@ def test_bad_inputs_give_one_line_and_no_output(workdir, tmp_path):
         ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--levels", "3"], "levels"),
         ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--qat_steps", "-1"], "qat_steps"),
         ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--omega0", "30.1"], "float16"),
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--depth", "100"], "cannot be stored"),
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--seed", "-1"], "--seed"),
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--seed", str(2 ** 35)], "--seed"),
+        # an init artefact defines the architecture: asking for another one with it is an error, not ignored
+        ("nicjax.compress", [str(d / "cloud.ply"), "-o", "out.nic", "--init", "mvub_64x5"], "cannot be used"),
         ("nicjax.decompress", [str(tmp_path / "damaged.nic"), "--geometry", str(d / "cloud.ply"), "-o", "out.ply"],
          "corrupted"),
         ("nicjax.decompress", [str(tmp_path / "truncated.nic"), "--geometry", str(d / "cloud.ply"), "-o",
@@ -124,14 +129,26 @@ def test_raht_baseline_through_the_same_cli(workdir):
 
 
 def test_omega0_and_quantization_aware_steps_reach_the_file(workdir):
+    """The CLI's file is byte for byte the library's with the same settings, and not the file without QAT and the
+    rate penalty: a CLI that dropped --qat_steps or --delta_l1 would fail here."""
+    import dataclasses
+
+    from nicjax import codec, configs
+    from nicjax.representations import siren
+
     d, _ = workdir
     proc = run("nicjax.compress", "cloud.ply", "-o", "qat.nic", *FAST, "--omega0", "60", "--qat_steps", "20",
                "--delta_l1", "0.3", "--levels", "16", cwd=d)
     assert proc.returncode == 0, proc.stderr
-    from nicjax import bitstream
-
-    header, _ = bitstream.decode((d / "qat.nic").read_bytes())
-    assert header.omega0 == 60.0
+    data = (d / "qat.nic").read_bytes()
+    cloud = pointcloud.read_ply(str(d / "cloud.ply"))
+    config = configs.CodecConfig(model=siren.SirenConfig(width=16, depth=2, omega0=60.0), levels=16,
+                                 fit=configs.FitConfig(steps=100, qat_steps=20, delta_l1=0.3))
+    assert codec.compress(cloud, config, progress=False) == data
+    for dropped in (dict(qat_steps=0), dict(delta_l1=0.0)):
+        other = dataclasses.replace(config, fit=dataclasses.replace(config.fit, **dropped))
+        assert codec.compress(cloud, other, progress=False) != data, dropped
+    assert codec.read(data)[0].model.omega0 == 60.0
     proc = run("nicjax.decompress", "qat.nic", "--geometry", "cloud.ply", "-o", "qat.ply", cwd=d)
     assert proc.returncode == 0, proc.stderr
 

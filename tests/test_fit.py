@@ -1,18 +1,19 @@
 import jax
 import numpy as np
 
-from nicjax import fit, siren
+from nicjax import configs, fit
+from nicjax.representations import base, siren
 
 
 def _fit(monkeypatch, rows):
-    monkeypatch.setattr(siren, "sub_batch_rows", lambda width: rows)
-    model = siren.SirenConfig(width=32, depth=2)
+    monkeypatch.setattr(base, "rows_per_piece", lambda width: rows)
+    model = siren.model(siren.SirenConfig(width=32, depth=2))
     rng = np.random.default_rng(0)
     coords = rng.uniform(-1, 1, (5000, 3)).astype(np.float32)
     targets = (0.3 * np.sin(3 * coords)).astype(np.float32)
     # a fresh config object per call so the jit cache cannot hand back the other variant's compilation
-    config = fit.FitConfig(steps=40, batch_size=2048, learning_rate=1e-3, steps_per_call=20 if rows else 40)
-    params, history = fit.fit(model, siren.init_params(model, jax.random.key(0)), coords, targets, config,
+    config = configs.FitConfig(steps=40, batch_size=2048, learning_rate=1e-3, steps_per_call=20 if rows else 40)
+    params, history = fit.fit(model, model.init(jax.random.key(0)), coords, targets, config,
                               progress=False)
     return params, history["per_channel_mse"]
 
@@ -27,10 +28,11 @@ def test_cache_sized_pieces_give_the_same_training(monkeypatch):
 
 
 def test_micro_batches_divide_the_batch(monkeypatch):
-    monkeypatch.setattr(siren, "sub_batch_rows", lambda width: 1024)
-    assert fit.micro_batches(16384, 64) == 16
-    assert fit.micro_batches(3000, 64) in (2, 3)
-    assert 3000 % fit.micro_batches(3000, 64) == 0
-    assert fit.micro_batches(500, 64) == 1
-    monkeypatch.setattr(siren, "sub_batch_rows", lambda width: None)
-    assert fit.micro_batches(16384, 64) == 1
+    model = siren.model(siren.SirenConfig(width=64))
+    monkeypatch.setattr(base, "rows_per_piece", lambda width: 1024)
+    assert fit.micro_batches(16384, model) == 16
+    assert fit.micro_batches(3000, model) in (2, 3)
+    assert 3000 % fit.micro_batches(3000, model) == 0
+    assert fit.micro_batches(500, model) == 1
+    monkeypatch.setattr(base, "rows_per_piece", lambda width: None)
+    assert fit.micro_batches(16384, model) == 1

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from nicjax import bitstream, codec, fit, siren
+from nicjax import codec, configs, container, fit
+from nicjax.representations import siren
 from nicjax.errors import NicError
 from nicjax.signals import image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = codec.CodecConfig(model=siren.SirenConfig(width=16, depth=2),
-                         fit=fit.FitConfig(steps=150, learning_rate=2e-3, batch_size=512), levels=64)
+TINY = configs.CodecConfig(model=siren.SirenConfig(width=16, depth=2),
+                         fit=configs.FitConfig(steps=150, learning_rate=2e-3, batch_size=512), levels=64)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +37,9 @@ def test_grid_is_pixel_centres_in_the_unit_square():
 
 def test_round_trip_through_the_bitstream(encoded):
     pixels, result = encoded
-    header, _ = bitstream.decode(result.data)
-    assert (header.signal, header.height, header.image_width) == (bitstream.SIGNAL_IMAGE, 24, 36)
-    assert (header.in_dim, header.out_dim, header.colour_space) == (2, 3, bitstream.COLOUR_RGB)
+    header, _ = codec.read(result.data)
+    assert (header.signal.kind, header.signal.height, header.signal.width) == (container.SIGNAL_IMAGE, 24, 36)
+    assert (header.model.in_dim, header.model.out_dim, header.signal.colour_space) == (2, 3, container.COLOUR_RGB)
     decoded = codec.decompress_image(result.data)  # the file alone
     np.testing.assert_array_equal(decoded, result.decoded)
     assert decoded.dtype == np.uint8 and decoded.shape == pixels.shape
@@ -64,8 +65,8 @@ def test_a_point_cloud_file_is_not_an_image_and_back(encoded, small_cloud):
     with pytest.raises(NicError, match="point cloud"):
         codec.decompress(result.data, small_cloud.xyz)
     model = siren.SirenConfig(width=16, depth=2)
-    cloud_file = codec.encode_params(codec.cloud_header(codec.CodecConfig(model=model), small_cloud.xyz, 8),
-                                     siren.init_params(model, jax.random.key(0)), 64)
+    p = codec.plan(codec.cloud_signal(small_cloud), configs.CodecConfig(model=model))
+    cloud_file = codec.write(p.header, p.start, p.reference, 64)
     codec.decompress(cloud_file, small_cloud.xyz)
     with pytest.raises(NicError, match="image"):
         codec.decompress_image(cloud_file)
@@ -74,10 +75,11 @@ def test_a_point_cloud_file_is_not_an_image_and_back(encoded, small_cloud):
 @pytest.mark.parametrize("size,colour_space", [((1, 1), "rgb"), ((13, 7), "ycbcr")])
 def test_odd_sizes_and_colour_spaces(size, colour_space):
     pixels = image.procedural_image(*size, seed=1).pixels
-    config = dataclasses.replace(TINY, colour_space=colour_space, fit=fit.FitConfig(steps=60, learning_rate=2e-3))
+    config = dataclasses.replace(TINY, colour_space=colour_space, fit=configs.FitConfig(steps=60, learning_rate=2e-3))
     result = codec.compress_image(pixels, config, progress=False)
     assert result.decoded.shape == pixels.shape
-    assert result.header.colour_space == codec.COLOUR_SPACES[colour_space]  # recorded in the file
+    spaces = {"rgb": container.COLOUR_RGB, "ycbcr": container.COLOUR_YCBCR709}
+    assert result.header.signal.colour_space == spaces[colour_space]  # recorded in the file
     np.testing.assert_array_equal(codec.decompress_image(result.data), result.decoded)
     assert result.psnr > 15, result.psnr
     with pytest.raises(ValueError, match="colour space"):
@@ -94,16 +96,16 @@ def test_grayscale_8_and_16_bit_are_coded_as_one_channel(tmp_path):
     gray = image.procedural_image(12, 20).pixels[:, :, 1]
     img = image.read_image(save(tmp_path, "g.png", PILImage.fromarray(gray, "L")))
     assert img.pixels.shape == (12, 20, 1) and img.colour_bits == 8
-    config = dataclasses.replace(TINY, fit=fit.FitConfig(steps=30, learning_rate=2e-3))
+    config = dataclasses.replace(TINY, fit=configs.FitConfig(steps=30, learning_rate=2e-3))
     result = codec.compress_image(img, config, progress=False)
-    assert result.header.out_dim == 1 and result.decoded.shape == (12, 20, 1)
+    assert result.header.model.out_dim == 1 and result.decoded.shape == (12, 20, 1)
 
     deep = gray.astype(np.uint16) * 257
     img16 = image.read_image(save(tmp_path, "g16.png", PILImage.fromarray(deep)))
     assert img16.colour_bits == 16
     np.testing.assert_array_equal(img16.pixels[:, :, 0], deep)
     result16 = codec.compress_image(img16, config, progress=False)
-    assert result16.decoded.dtype == np.uint16 and result16.header.colour_bits == 16
+    assert result16.decoded.dtype == np.uint16 and result16.header.signal.colour_bits == 16
     np.testing.assert_array_equal(codec.decompress_image(result16.data), result16.decoded)
     image.write_image(str(tmp_path / "back16.png"), result16.decoded)
     np.testing.assert_array_equal(image.read_image(str(tmp_path / "back16.png")).pixels, result16.decoded)

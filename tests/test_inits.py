@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from nicjax import codec, fit, inits, siren
+from nicjax import codec, configs, fit, inits
+from nicjax.representations import siren
 from nicjax.errors import NicError
 
 MODEL = siren.SirenConfig(width=16, depth=2)
@@ -40,7 +41,7 @@ def test_init_file_round_trips_and_its_id_is_stable(tmp_path):
 def test_coding_against_an_init_needs_that_init(tmp_path, small_cloud):
     init, path = make_init(tmp_path, 5)
     other, other_path = make_init(tmp_path, 6)
-    config = codec.CodecConfig(model=MODEL, fit=fit.FitConfig(steps=60, batch_size=1024), init=path)
+    config = configs.CodecConfig(model=MODEL, fit=configs.FitConfig(steps=60, batch_size=1024), init=path)
     result = codec.compress_cloud(small_cloud, config, progress=False)
     rgb = codec.decompress(result.data, small_cloud.xyz, init_search=(path,))
     np.testing.assert_array_equal(rgb, result.decoded_rgb)

@@ -5,7 +5,8 @@ import sys
 import jax
 import numpy as np
 
-from nicjax import meta, siren
+from nicjax import meta
+from nicjax.representations import siren
 
 MODEL = siren.SirenConfig(width=16, depth=2)
 CONFIG = meta.MetaConfig(inner_lr=0.01, inner_steps=5, outer_lr=1e-3, outer_steps=150, batch_size=256)
@@ -59,7 +60,8 @@ def test_first_order_variant_runs_and_differs_from_second_order():
 
 MULTI_DEVICE = r"""
 import jax, numpy as np
-from nicjax import meta, siren
+from nicjax import meta
+from nicjax.representations import siren
 assert jax.device_count() == 2, jax.devices()
 model = siren.SirenConfig(width=16, depth=2)
 config = meta.MetaConfig(inner_steps=3, batch_size=128, outer_lr=1e-3)

@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nicjax import quantize, siren
+from nicjax import quantize
+from nicjax.representations import siren
 
 
 

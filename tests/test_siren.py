@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.fft
 
-from nicjax import siren
+from nicjax.representations import siren
 
 
 def test_fast_sin_matches_sin_and_its_derivative_is_cos():
@@ -62,4 +62,4 @@ def test_chunked_apply_equals_direct_apply():
     x = np.random.default_rng(0).uniform(-1, 1, (1001, 3)).astype(np.float32)
     direct = np.asarray(siren.apply(config, params, x))
     for chunk in (1, 64, 1000, 5000):
-        np.testing.assert_allclose(siren.apply_chunked(config, params, x, chunk=chunk), direct, atol=1e-6)
+        np.testing.assert_allclose(siren.model(config).evaluate(params, x, chunk=chunk), direct, atol=1e-6)

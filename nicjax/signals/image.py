@@ -22,7 +22,9 @@ import os
 
 import numpy as np
 
+from nicjax import container
 from nicjax.errors import NicError
+from nicjax.signals import Signal, color
 
 MAX_SIDE = 65535  # the header stores height and width as uint16
 MAX_DECODED_PIXELS = 1 << 27  # a decode at another scale: ~2.5 GB of coordinates and outputs at most
@@ -204,3 +206,19 @@ def procedural_image(height: int = 96, width: int = 128, seed: int = 0) -> Image
     disc = (x - 0.6) ** 2 + (y - 0.4) ** 2 < 0.04
     rgb[disc] = rgb[disc] * 0.3 + 30
     return Image(pixels=np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+
+
+def to_signal(pixels, colour_space: int) -> Signal:
+    """The Signal of an (H, W[, C]) uint8/uint16 image: its pixel-centre grid and colours, loss = RGB MSE.
+
+    colour_space: what the network outputs (container.COLOUR_*); grayscale images are always coded as they are.
+    """
+    if isinstance(pixels, Image):
+        pixels = pixels.pixels
+    pixels = check_pixels(pixels)
+    h, w, c = pixels.shape
+    space = colour_space if c == 3 else container.COLOUR_RGB
+    info = container.SignalInfo(container.SIGNAL_IMAGE, space, 16 if pixels.dtype == np.uint16 else 8,
+                                height=h, width=w)
+    return Signal(inputs=grid(h, w), colours=pixels.reshape(h * w, c), info=info,
+                  loss_weights=color.rgb_mse_weights(space, c))

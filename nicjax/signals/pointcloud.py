@@ -13,7 +13,9 @@ import zlib
 import numpy as np
 import plyfile
 
+from nicjax import container
 from nicjax.errors import NicError
+from nicjax.signals import Signal
 
 _COLOUR_NAMES = ("red", "green", "blue")
 
@@ -183,3 +185,11 @@ def procedural_cloud(num_points: int = 60000, seed: int = 0, bits: int = 9) -> P
     keep = rng.permutation(len(xyz))[:num_points]
     keep.sort()
     return PointCloud(xyz=xyz[keep], rgb=np.clip(np.rint(rgb[keep]), 0, 255).astype(np.uint8))
+
+
+def to_signal(cloud: PointCloud, voxelized: bool = False) -> Signal:
+    """The Signal of a cloud: inputs normalised by its bounding box, YCbCr colours. `voxelized`: the cloud is
+    `voxelize`'s output, and the decoder voxelizes its geometry the same way."""
+    info = container.SignalInfo(container.SIGNAL_POINTCLOUD, container.COLOUR_YCBCR709, cloud.colour_bits,
+                                geometry_crc=geometry_id(cloud.xyz), voxelize=voxelized)
+    return Signal(inputs=normalised(cloud.xyz), colours=cloud.rgb, info=info, geometry=cloud.xyz)

@@ -1,15 +1,19 @@
-"""SIREN (Sitzmann et al., 2020) as a pure Flax module, and chunked evaluation over any number of points."""
+"""SIREN (Sitzmann et al., 2020): the paper's representation. A pure Flax module, its header bytes and roles."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
+import struct
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from nicjax import container
+from nicjax.errors import NicError
+from nicjax.representations import base
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,41 +126,80 @@ def apply(config: SirenConfig, params, coords):
     return Siren(config).apply({"params": params}, coords)
 
 
-def sub_batch_rows(width: int) -> int | None:
-    """Rows per piece such that one layer's activations hold at most 2^18 floats (1 MiB), on CPU; None elsewhere.
-
-    On CPU, XLA's matmuls and bias-gradient sums over a whole 16k-row batch spill out of cache; the same work
-    in cache-sized pieces measured 25-40% faster per training step and 15-35% faster per decode (benchmarks/,
-    same results to float rounding). Accelerators want the one big matmul, so nothing is split there.
-    """
-    if jax.default_backend() != "cpu":
-        return None
-    return 1 << max(0, ((1 << 18) // max(int(width), 1)).bit_length() - 1)
+_OMEGAS = struct.Struct("<ee")
+MAX_WIDTH = 4096  # the widest network the header may ask for (4096x255 is 4.3 G parameters: the payload bounds it)
+# What each kind of signal feeds the network and reads from it (container.SIGNAL_*: (in_dim, allowed out_dims)).
+SIGNAL_IO = {container.SIGNAL_POINTCLOUD: (3, (3,)), container.SIGNAL_IMAGE: (2, (1, 3))}
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply_jit(config, params, coords):
-    n = coords.shape[0]
-    rows = sub_batch_rows(config.width)
-    if rows is None or n <= rows or n % rows:
-        return apply(config, params, coords)
-    blocks = coords.reshape(n // rows, rows, config.in_dim)
-    return jax.lax.map(lambda block: apply(config, params, block), blocks).reshape(n, config.out_dim)
+def check_config(config: SirenConfig) -> None:
+    """ValueError (one line) unless the header can store this SIREN exactly."""
+    for name, value in (("omega0", config.omega0), ("omega", config.omega)):
+        if not np.isfinite(value) or float(np.float16(value)) != value or not value > 0:
+            raise ValueError(f"{name} = {value:g} cannot be stored exactly (the header holds a positive float16): "
+                             "use a value such as 30, 60 or 37.5")
+    if not (1 <= config.in_dim <= 15 and 1 <= config.out_dim <= 15):
+        raise ValueError(f"a network with {config.in_dim} inputs and {config.out_dim} outputs cannot be stored "
+                         "(1 to 15 each)")
+    if not (1 <= config.depth <= 99 and 1 <= config.width <= MAX_WIDTH):
+        raise ValueError(f"a {config.width}x{config.depth} network cannot be stored (width 1 to {MAX_WIDTH}, "
+                         "depth 1 to 99)")
 
 
-def apply_chunked(config: SirenConfig, params, coords, chunk: int = 1 << 16) -> np.ndarray:
-    """Evaluates the network on (N, in_dim) coordinates in fixed-size chunks: bounded memory, one compile.
+class SirenRepresentation:
+    """The paper's representation: every value the decoder needs is in the network's weights."""
 
-    The last chunk is zero-padded to the chunk size so that every call has the same shape.
-    """
-    coords = np.asarray(coords, dtype=np.float32)
-    n = coords.shape[0]
-    chunk = max(1, min(chunk, n))
-    out = np.empty((n, config.out_dim), dtype=np.float32)
-    for start in range(0, n, chunk):
-        block = coords[start:start + chunk]
-        m = block.shape[0]
-        if m < chunk:
-            block = np.concatenate([block, np.zeros((chunk - m, config.in_dim), np.float32)])
-        out[start:start + m] = np.asarray(_apply_jit(config, params, block))[:m]
-    return out
+    id = 0
+    name = "siren"
+    default_config = SirenConfig()
+
+    def with_io(self, config: SirenConfig, in_dim: int, out_dim: int) -> SirenConfig:
+        return dataclasses.replace(config, in_dim=in_dim, out_dim=out_dim)
+
+    def config_bytes(self, config: SirenConfig) -> bytes:
+        check_config(config)
+        return (bytes([config.in_dim << 4 | config.out_dim]) + container.varint(config.width)
+                + bytes([config.depth]) + _OMEGAS.pack(config.omega0, config.omega))
+
+    def config_from_bytes(self, read: container.Reader, signal: container.SignalInfo | None) -> SirenConfig:
+        dims = read.byte()
+        width = read.varint(max_bits=14)
+        depth = read.byte()
+        omega0, omega = _OMEGAS.unpack(read.take(_OMEGAS.size))
+        config = SirenConfig(in_dim=dims >> 4, out_dim=dims & 15, width=width, depth=depth, omega0=float(omega0),
+                             omega=float(omega))
+        try:
+            check_config(config)
+        except ValueError as e:
+            raise NicError(f"file is corrupted ({e})")
+        if signal is not None:
+            in_dim, out_dims = SIGNAL_IO[signal.kind]
+            if config.in_dim != in_dim or config.out_dim not in out_dims or \
+                    (signal.colour_space == container.COLOUR_YCBCR709 and config.out_dim != 3):
+                raise NicError(f"file is corrupted (a network with {config.in_dim} inputs and {config.out_dim} "
+                               "outputs for this signal)")
+        return config
+
+    def tensors(self, config: SirenConfig) -> list[container.TensorSpec]:
+        dims = [config.in_dim] + [config.width] * config.depth + [config.out_dim]
+        out = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            out.append(container.TensorSpec(f"{layer_name(i)}/bias", (b,), "bias"))
+            out.append(container.TensorSpec(f"{layer_name(i)}/kernel", (a, b), "kernel"))
+        return out
+
+    def init(self, config: SirenConfig, key):
+        return init_params(config, key)
+
+    def apply(self, config: SirenConfig, params, inputs):
+        return apply(config, params, inputs)
+
+    def rows_per_piece(self, config: SirenConfig) -> int | None:
+        return base.rows_per_piece(config.width)
+
+
+SIREN = SirenRepresentation()
+
+
+def model(config: SirenConfig = SirenConfig()) -> base.Model:
+    return base.Model(SIREN, config)

@@ -1,0 +1,95 @@
+"""Every configuration of the library, and the named presets: frozen dataclasses, one place.
+
+    FitConfig     how a representation is trained on a signal (optimiser, schedule, loss, QAT, rate penalty)
+    CodecConfig   what the codec does: the representation and its architecture, training, quantization levels,
+                  what the tensors are coded against, point-cloud and image options
+    PRESETS       named CodecConfigs: "default" (point clouds), "image" (what an image gets when nothing is set),
+                  "paper" (the paper's fine-tuning schedule)
+
+Entry points (the CLI, experiments) turn absl flags into these with `nicjax.config_flags`, the one mapper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from nicjax.representations import siren
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    steps: int = 8000
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"  # "cosine" (decay to final_lr_fraction) or "constant"
+    final_lr_fraction: float = 0.05
+    batch_size: int = 1 << 14
+    loss_weights: tuple = (0.6, 0.2, 0.2)  # per output channel: Y, Cb, Cr for colours
+    seed: int = 0
+    steps_per_call: int = 50  # steps fused into one jit-compiled lax.scan between progress updates
+    # Quantization-aware fine-tuning after `steps`: this many more steps with the weights quantized in the forward
+    # pass (straight-through gradients) at the steps the coder will use, so the network adapts to its own
+    # quantization. Worth ~3 dB at 8 levels and ~1 dB at 16 (README, "Point clouds: measured"); 0: off.
+    qat_steps: int = 0
+    qat_learning_rate: float = 3e-4  # cosine-decayed over qat_steps
+    # Rate penalty: loss += delta_l1 · mean |w − reference| over all weights, the reference being what the coder
+    # subtracts (the seeded init or an init artefact). It pulls unneeded weights back onto the reference, so the
+    # quantized differences peak at zero and code in fewer bits: a rate knob beside size and levels (README,
+    # "Point clouds: measured"). 0: off.
+    delta_l1: float = 0.0
+
+
+REFERENCES = ("auto", "zeros", "seeded", "init")
+COLOUR_SPACES = ("auto", "rgb", "ycbcr")
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecConfig:
+    representation: str = "siren"  # a name in nicjax.representations.REGISTRY
+    # The representation's configuration (in_dim/out_dim follow the signal). With an init artefact (`init`), the
+    # artefact's architecture is used, and a different one here is an error.
+    model: Any = siren.SirenConfig()
+    fit: FitConfig = FitConfig()
+    levels: int = 256
+    # What the tensors are coded against: "zeros" (direct coding), "seeded" (the seeded random init the training
+    # starts from; the decoder regenerates it), "init" (the init artefact `init`); "auto": "init" when an init
+    # artefact is given, else "seeded".
+    reference: str = "auto"
+    init: str | None = None  # an init artefact (shipped id/name or .init path) to start from; None: seeded random
+    voxelize: bool = False  # point clouds only
+    colour_space: str = "auto"  # images: "rgb" or "ycbcr" ("auto": RGB); clouds: always YCbCr
+
+    def __post_init__(self):
+        if self.reference not in REFERENCES:
+            raise ValueError(f"unknown reference {self.reference!r}: use one of {', '.join(REFERENCES)}")
+        if self.colour_space not in COLOUR_SPACES:
+            raise ValueError(f"unknown colour space {self.colour_space!r}: use one of {', '.join(COLOUR_SPACES)}")
+
+
+# What images get from the CLI (and the Kodak experiment) when nothing is set: chosen on kodim04, which the default
+# Kodak subset leaves out (README, "Images"). Smaller batches and more steps than for clouds: at equal training
+# time, 4096 pixels × 4× the steps fitted better than 16384 × 1×. Learning rate 1e-3: 2e-3 fitted kodim04 as well
+# but diverged on kodim19 with a 64×5 network.
+IMAGE = CodecConfig(model=siren.SirenConfig(width=48, depth=5),
+                    fit=FitConfig(steps=3000, learning_rate=1e-3, batch_size=4096), levels=128)
+
+PRESETS = {
+    "default": CodecConfig(),
+    "image": IMAGE,
+    # The paper's settings for point clouds (Sec. 3): fine-tuning with Adam 1e-5 for 20000 steps (meant to start
+    # from a meta-learned init, --init); ω0 = 30, Sitzmann init, loss 0.6/0.2/0.2 (the defaults).
+    "paper": CodecConfig(fit=FitConfig(steps=20000, learning_rate=1e-5, schedule="constant")),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RahtConfig:
+    """The RAHT baseline (nicjax.baselines.raht): one uniform quantization step for every coefficient."""
+
+    step: float = 64.0
+
+
+def preset(name: str) -> CodecConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: use one of {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,158 @@
+import dataclasses
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from nicjax import container, entropy, quantize, representations
+from nicjax.errors import NicError
+from nicjax.representations import siren
+
+REGISTRY = representations.REGISTRY
+SEEDED = container.Reference(container.REFERENCE_SEEDED, seed=7)
+CLOUD = container.SignalInfo(container.SIGNAL_POINTCLOUD, geometry_crc=0xDEADBEEF, voxelize=True)
+
+
+def make_file(reference=SEEDED, seed=0, signal=CLOUD):
+    config = siren.SirenConfig(width=16, depth=2)
+    params = siren.init_params(config, jax.random.key(seed))
+    header = container.Header(signal, siren.SIREN.id, config, reference)
+    zeros = jax.tree_util.tree_map(np.zeros_like, params)
+    q = quantize.quantize(params, zeros, 64, specs=siren.SIREN.tensors(config))
+    return header, q, container.encode(header, q, REGISTRY)
+
+
+def test_round_trip_is_bit_exact():
+    header, q, data = make_file()
+    h2, q2 = container.decode(data, REGISTRY)
+    assert dataclasses.replace(h2, steps=()) == header
+    assert h2.steps == tuple(float(t.step) for t in q)
+    for a, b in zip(q, q2):
+        assert (a.spec, a.step) == (b.spec, b.step)
+        np.testing.assert_array_equal(a.symbols, b.symbols)
+    assert container.encode(h2, q2, REGISTRY) == data  # re-encoding the decoded file gives the same bytes
+
+
+def test_image_header_round_trip():
+    _, q, _ = make_file()
+    image = container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=512, width=768)
+    config = siren.SirenConfig(in_dim=2, out_dim=3, width=16, depth=2)
+    header = container.Header(image, siren.SIREN.id, config)
+    params = siren.init_params(config, jax.random.key(0))
+    q = quantize.quantize(params, params, 16, specs=siren.SIREN.tensors(config))
+    h2, _ = container.decode(container.encode(header, q, REGISTRY), REGISTRY)
+    assert h2.signal == image and h2.model == config
+
+
+def test_a_network_that_does_not_fit_the_signal_is_refused():
+    """A point-cloud file whose network takes 2 inputs, or an image's with 2 outputs: damaged, not decoded."""
+    _, _, data = make_file(signal=container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=4,
+                                                       width=4))
+    with pytest.raises(NicError, match="inputs"):
+        container.decode(data, REGISTRY)
+
+
+def test_every_truncation_is_rejected():
+    _, _, data = make_file()
+    for n in range(len(data)):
+        with pytest.raises(NicError):
+            container.decode(data[:n], REGISTRY)
+
+
+def test_every_single_bit_flip_is_rejected():
+    _, _, data = make_file()
+    rng = np.random.default_rng(0)
+    for pos in range(len(data)):
+        corrupted = bytearray(data)
+        corrupted[pos] ^= 1 << int(rng.integers(8))
+        with pytest.raises(NicError):
+            container.decode(bytes(corrupted), REGISTRY)
+
+
+def test_garbage_and_trailing_bytes_are_rejected():
+    _, _, data = make_file()
+    with pytest.raises(NicError, match="magic"):
+        container.decode(b"PNG\x00" + data[4:], REGISTRY)
+    with pytest.raises(NicError, match="checksum"):
+        container.decode(data + b"\0", REGISTRY)
+    with pytest.raises(NicError, match="version 1"):  # what nicjax wrote before format version 2
+        container.decode(b"NICJ\x01" + data[3:], REGISTRY)
+    with pytest.raises(NicError, match="version 7"):
+        container.decode(data[:2] + b"\x07" + data[3:], REGISTRY)
+    with pytest.raises(NicError):
+        container.decode(b"", REGISTRY)
+
+
+def test_header_is_packed():
+    """A seeded 16x2 cloud file: 33 bytes besides the payload (the layout in the module docstring)."""
+    header, q, data = make_file()
+    payload = entropy.encode_ints([t.symbols for t in q], [container.ROLES.index(t.spec.role) for t in q])
+    # magic+version 3, flags 1, geometry CRC 4, representation 1, dims 1, width 1, depth 1, ω0 and ω 4, seed 1,
+    # 6 steps × 2, CRC 4
+    assert len(data) - len(payload) == 33
+    assert data[-4 - len(payload):-4] == payload
+
+
+def test_steps_are_stored_exactly():
+    """The quantizer only picks steps the header holds exactly (bfloat16), rounding up by less than 2^-7."""
+    rng = np.random.default_rng(0)
+    for step in np.exp(rng.uniform(-20, 5, 200)).astype(np.float32):
+        s = container.storable_step(step)
+        assert step <= s < step * (1 + 2.0 ** -7)
+        assert int(s.view(np.uint32)) & 0xFFFF == 0
+        assert container.storable_step(s) == s
+    header, q, data = make_file()
+    _, q2 = container.decode(data, REGISTRY)
+    assert [t.step for t in q2] == [t.step for t in q]
+    bad = [dataclasses.replace(q[0], step=np.float32(0.1))] + q[1:]
+    with pytest.raises(ValueError, match="storable"):
+        container.encode(header, bad, REGISTRY)
+
+
+def test_omega_must_be_exact_in_float16():
+    header = make_file()[0]
+    ok = dataclasses.replace(header, model=dataclasses.replace(header.model, omega0=37.5))
+    assert container.decode(container.encode(ok, make_file()[1], REGISTRY), REGISTRY)[0].model.omega0 == 37.5
+    bad = dataclasses.replace(header, model=dataclasses.replace(header.model, omega0=30.1))
+    with pytest.raises(ValueError, match="float16"):
+        container.encode(bad, make_file()[1], REGISTRY)
+
+
+def test_the_container_does_not_import_jax():
+    """The file format is numpy only: a tool that reads headers need not load jax."""
+    code = ("import sys, nicjax.container, nicjax.container_v2, nicjax.entropy; "
+            "sys.exit(any(m == 'jax' or m.startswith('jax.') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+GOLDEN_V2 = bytes.fromhex("4e4a02203304018053804fac0267452301243ca43cf63c243d2d94099f4319b2b91e506b"
+                          "b48f25fe26a63f7b401a6cd49d0d")
+
+
+def golden_tensors(config):
+    from test_entropy import golden_arrays
+
+    symbols, q = golden_arrays()[0], []
+    for k, spec in enumerate(siren.SIREN.tensors(config)):
+        q.append(container.CodedTensor(spec, container.storable_step(0.01 * (k + 1)), symbols[:spec.size]))
+        symbols = symbols[spec.size:]
+    return q
+
+
+GOLDEN_HEADER = container.Header(
+    container.SignalInfo(container.SIGNAL_POINTCLOUD, geometry_crc=0x01234567), siren.SIREN.id,
+    siren.SirenConfig(in_dim=3, out_dim=3, width=4, depth=1, omega0=60.0, omega=30.0),
+    container.Reference(container.REFERENCE_SEEDED, seed=300))
+
+
+def test_golden_version_2_file_still_decodes():
+    """A version-2 file written once by nicjax 2026-11 and pinned: magic "NJ", version 2, flags 0x20 (point cloud,
+    YCbCr, 8-bit, seeded), dims 0x33, width 4, depth 1, ω0 60 and ω 30 (float16), seed 300 (varint ac 02),
+    geometry CRC, four bfloat16 steps, payload (nicjax.entropy_v2), CRC32. Users have such files on disk."""
+    header, tensors = container.decode(GOLDEN_V2, REGISTRY)
+    assert dataclasses.replace(header, steps=()) == GOLDEN_HEADER
+    for a, b in zip(golden_tensors(GOLDEN_HEADER.model), tensors):
+        assert (a.spec, a.step) == (b.spec, b.step)
+        np.testing.assert_array_equal(a.symbols, b.symbols)
