@@ -97,7 +97,7 @@ def test_bad_inputs_give_one_line_and_no_output(workdir, tmp_path):
         assert proc.returncode != 0, (module, args)
         assert message in error_line(proc), (message, proc.stderr)
         assert not (tmp_path / "out.nic").exists() and not (tmp_path / "out.ply").exists()
-        assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary file left either
 
 
 def test_default_run_needs_no_input(tmp_path):
