@@ -95,8 +95,7 @@ def _check(config: codec.CodecConfig) -> None:
 
 def _output(source: str | None, fallback: str) -> str:
     output = FLAGS.output or (os.path.splitext(os.path.basename(source))[0] + ".nic" if source else fallback)
-    if os.path.isdir(output):
-        cli.fail(f"{output}: is a directory", 2)
+    cli.check_output(output, [source])  # before training: not the input, and a folder we can write in
     return output
 
 

@@ -32,8 +32,7 @@ flags.DEFINE_string("original", None, "Images: the original image, to print the 
 
 def _output(source: str, extension: str) -> str:
     output = FLAGS.output or os.path.splitext(os.path.basename(source))[0] + extension
-    if os.path.isdir(output):
-        cli.fail(f"{output}: is a directory", 2)
+    cli.check_output(output, [source, FLAGS.geometry, FLAGS.original])  # never overwrite an input
     return output
 
 

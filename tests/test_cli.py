@@ -1,8 +1,10 @@
 """The command-line tools as a user runs them: real processes, real files, exit codes and one-line errors."""
 
 import os
+import pathlib
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -159,3 +161,67 @@ def test_rd_sweep_writes_rows_resumes_and_summarises(tmp_path):
     assert "fit" not in proc.stderr
     summary = (tmp_path / "rd" / "summary.md").read_text()
     assert "tiny" in summary and (tmp_path / "rd" / "rd_tiny.png").exists()
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(workdir, tmp_path):
+    d, _ = workdir
+    cloud, nic = str(d / "cloud.ply"), str(d / "cloud.nic")
+    before = {p: (d / p).read_bytes() for p in ("cloud.ply", "cloud.nic")}
+    os.symlink(cloud, tmp_path / "link.ply")
+    os.link(cloud, tmp_path / "hard.ply")
+    link, hard = str(tmp_path / "link.ply"), str(tmp_path / "hard.ply")
+    cases = [
+        ("nicjax.compress", [cloud, "-o", cloud, *FAST], d),
+        ("nicjax.compress", ["cloud.ply", "-o", "./cloud.ply", *FAST], d),
+        ("nicjax.compress", [cloud, "-o", link, *FAST], d),  # the output is a symlink to the input
+        ("nicjax.compress", [link, "-o", cloud, *FAST], d),  # the input is a symlink to the output
+        ("nicjax.compress", [cloud, "-o", hard, *FAST], d),  # a hard link: the same inode
+        ("nicjax.decompress", [nic, "--geometry", cloud, "-o", cloud], d),
+        ("nicjax.decompress", [nic, "--geometry", cloud, "-o", hard], d),
+        ("nicjax.decompress", [nic, "--geometry", cloud, "-o", nic], d),
+        ("nicjax.decompress", ["cloud.nic", "--geometry", "cloud.ply"], d),  # the default output, cloud.ply
+        ("nicjax.decompress", [nic, "--geometry", link, "-o", cloud], d),
+    ]
+    for module, args, cwd in cases:
+        proc = run(module, *args, cwd=cwd)
+        assert proc.returncode != 0, (module, args, proc.stdout)
+        assert "is the input" in error_line(proc), (args, proc.stderr)
+        assert proc.stdout == "", (args, proc.stdout)  # refused before anything was read, trained or decoded
+        assert {p: (d / p).read_bytes() for p in before} == before, args
+    assert os.path.islink(link) and os.path.samefile(hard, cloud)
+
+
+def _folder_we_cannot_write(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    candidates = [folder, pathlib.Path("/sys"), pathlib.Path("/proc")]  # root ignores permissions: /sys is a
+    for candidate in candidates:                                         # pseudo-filesystem even root cannot
+        try:                                                             # create files in
+            tempfile.TemporaryFile(dir=candidate).close()
+        except OSError:
+            return candidate
+    pytest.skip("no folder here that this process cannot write in")
+
+
+def test_an_output_folder_that_is_missing_or_unwritable_is_refused_before_training(workdir, tmp_path):
+    d, _ = workdir
+    cloud, nic = str(d / "cloud.ply"), str(d / "cloud.nic")
+    locked = _folder_we_cannot_write(tmp_path)
+    cases = [
+        ("nicjax.compress", [cloud, *FAST], "missing/out.nic", "folder missing does not exist"),
+        ("nicjax.compress", [cloud, *FAST], str(locked / "out.nic"), f"cannot write in folder {locked}"),
+        ("nicjax.decompress", [nic, "--geometry", cloud], "missing/out.ply", "folder missing does not exist"),
+        ("nicjax.decompress", [nic, "--geometry", cloud], str(locked / "out.ply"), f"cannot write in folder {locked}"),
+    ]
+    try:
+        for module, args, output, message in cases:
+            proc = run(module, *args, "-o", output, cwd=tmp_path)
+            assert proc.returncode != 0, (args, output)
+            line = error_line(proc)
+            assert line.startswith(f"error: {output}: ") and message in line, (message, line)  # the user's path
+            assert proc.stdout == "", proc.stdout  # before training
+        assert not os.path.exists(tmp_path / "missing")
+    finally:
+        if locked.is_relative_to(tmp_path):
+            locked.chmod(0o700)

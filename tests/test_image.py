@@ -153,3 +153,17 @@ def test_cli_round_trip_needs_no_geometry(tmp_path):
     assert abs(image.image_psnr(pixels, decoded) - psnr) < 0.01  # what the encoder printed is what was written
     assert float(proc.stdout.split("PSNR")[1].split()[1]) == pytest.approx(psnr, abs=0.01)
 
+
+
+def test_an_image_output_that_is_an_input_is_refused(tmp_path, encoded):
+    pixels, result = encoded
+    image.write_image(str(tmp_path / "photo.png"), pixels)
+    (tmp_path / "photo.nic").write_bytes(result.data)
+    before = (tmp_path / "photo.png").read_bytes()
+    for module, args in [("nicjax.compress", ["photo.png", "-o", "photo.png", "--steps", "20", "--noprogress"]),
+                         ("nicjax.decompress", ["photo.nic", "-o", "photo.png", "--original", "photo.png"]),
+                         ("nicjax.decompress", ["photo.nic", "--original", "photo.png"])]:  # default: photo.png
+        proc = run(module, *args, cwd=tmp_path)
+        assert proc.returncode != 0 and proc.stdout == "", (args, proc.stdout)
+        assert "error: photo.png: is the input photo.png" in proc.stderr, proc.stderr
+        assert (tmp_path / "photo.png").read_bytes() == before
