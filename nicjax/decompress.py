@@ -44,7 +44,7 @@ def decompress_image(source: str, data: bytes, header: bitstream.Header, params,
     try:
         height, width = image.scaled_size(header.height, header.image_width, FLAGS.scale)
     except ValueError as e:
-        cli.fail(f"--scale: {e}", 2)
+        cli.fail(f"--scale: {e}" if FLAGS.scale != 1 else f"{source}: {e}", 2)
     if original is not None and original.pixels.shape != (height, width, header.out_dim):
         cli.fail(f"--original is {original.width}×{original.height}×{original.channels}, the decoded image would "
                  f"be {width}×{height}×{header.out_dim}: no PSNR", 2)

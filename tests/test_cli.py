@@ -225,3 +225,20 @@ def test_an_output_folder_that_is_missing_or_unwritable_is_refused_before_traini
     finally:
         if locked.is_relative_to(tmp_path):
             locked.chmod(0o700)
+
+
+def test_an_input_that_is_a_directory_says_so(workdir, tmp_path):
+    d, _ = workdir
+    (tmp_path / "folder.ply").mkdir()
+    (tmp_path / "photos").mkdir()
+    cases = [
+        ("nicjax.compress", ["folder.ply", "-o", "out.nic", *FAST]),
+        ("nicjax.compress", ["photos", "-o", "out.nic", *FAST]),
+        ("nicjax.decompress", [str(d / "cloud.nic"), "--geometry", "folder.ply", "-o", "out.ply"]),
+        ("nicjax.decompress", ["photos", "-o", "out.png"]),
+        ("nicjax.metrics", ["folder.ply", str(d / "cloud.ply")]),
+    ]
+    for module, args in cases:
+        proc = run(module, *args, cwd=tmp_path)
+        assert proc.returncode != 0, args
+        assert "is a directory" in error_line(proc), (args, proc.stderr)

@@ -154,3 +154,10 @@ def test_atomic_write_replaces_whole_files_or_nothing(tmp_path, monkeypatch, unn
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the permissions `open` would give a new file
+
+
+def test_reading_a_directory_says_so(tmp_path):
+    with pytest.raises(NicError, match="is a directory"):
+        pointcloud.read_ply(str(tmp_path))
+    with pytest.raises(NicError, match="is a directory"):
+        pointcloud.read_geometry(str(tmp_path))

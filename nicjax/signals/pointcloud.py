@@ -36,6 +36,8 @@ class PointCloud:
 
 
 def _read_vertices(path: str):
+    if os.path.isdir(path):
+        raise NicError(f"{path}: is a directory")
     if not os.path.isfile(path):
         raise NicError(f"{path}: no such file")
     try:
