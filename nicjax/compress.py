@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 from absl import flags
 
@@ -56,7 +57,8 @@ flags.DEFINE_string("init", None, "Start from this init artefact (a shipped id o
 flags.DEFINE_enum("colour_space", "auto", ["auto", "rgb", "ycbcr"],
                   f"Images: what the network outputs ('auto': {codec.IMAGE_COLOUR_SPACE}). Clouds: always YCbCr.")
 flags.DEFINE_bool("voxelize", False, "Point clouds: round coordinates to the integer grid and merge duplicates.")
-flags.DEFINE_bool("progress", True, "Show a progress bar while training.")
+flags.DEFINE_bool("progress", sys.stderr.isatty(), "Show a progress bar while training (default: when stderr is "
+                  "a terminal, so that logs get no carriage-return lines).")
 
 
 def _value(name: str, default):

@@ -242,3 +242,21 @@ def test_an_input_that_is_a_directory_says_so(workdir, tmp_path):
         proc = run(module, *args, cwd=tmp_path)
         assert proc.returncode != 0, args
         assert "is a directory" in error_line(proc), (args, proc.stderr)
+
+
+def run_bytes(module, *args, cwd):
+    """`run` without text mode: text mode would turn the progress bar's carriage returns into newlines."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          timeout=300)
+
+
+def test_no_progress_bar_unless_stderr_is_a_terminal(workdir):
+    d, _ = workdir
+    tiny = ["--width", "8", "--depth", "1", "--steps", "20", "--levels", "16", "--batch", "256"]
+    proc = run_bytes("nicjax.compress", "cloud.ply", "-o", "quiet.nic", *tiny, cwd=d)  # stderr is a pipe here
+    assert proc.returncode == 0, proc.stderr
+    assert b"\r" not in proc.stderr and b"step" not in proc.stderr, proc.stderr
+    proc = run_bytes("nicjax.compress", "cloud.ply", "-o", "loud.nic", *tiny, "--progress", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    assert b"\r" in proc.stderr  # asked for: the bar is drawn (so the check above can see one)
