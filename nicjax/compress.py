@@ -183,5 +183,10 @@ def main(argv):
         compress_image(img, source, _output(source, ""))
 
 
+def console():
+    """The `nicjax-compress` console script."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
     cli.run(main)

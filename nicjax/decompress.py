@@ -116,5 +116,10 @@ def main(argv):
         decompress_cloud(source, data, header, params, t0)
 
 
+def console():
+    """The `nicjax-decompress` console script."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
     cli.run(main)

@@ -1,7 +1,10 @@
 """The command-line tools as a user runs them: real processes, real files, exit codes and one-line errors."""
 
+import ast
+import configparser
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -260,3 +263,53 @@ def test_no_progress_bar_unless_stderr_is_a_terminal(workdir):
     proc = run_bytes("nicjax.compress", "cloud.ply", "-o", "loud.nic", *tiny, "--progress", cwd=d)
     assert proc.returncode == 0, proc.stderr
     assert b"\r" in proc.stderr  # asked for: the bar is drawn (so the check above can see one)
+
+
+def _requirement_names(lines):
+    return {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+            for line in lines if line.strip() and not line.strip().startswith("#")}
+
+
+def test_one_list_of_dependencies_that_covers_every_import():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    core = _requirement_names(config["options"]["install_requires"].splitlines())
+    extras = {name: _requirement_names(value.splitlines()) for name, value in config["options.extras_require"].items()}
+    distribution = {"PIL": "pillow", "absl": "absl-py", "range_coder": "range-coder"}
+    imported = set()
+    for path in pathlib.Path(ROOT, "nicjax").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "nicjax":
+                    imported.add(distribution.get(top, top).lower())
+    assert "pillow" in core  # images are a core input of `compress`, not an extra
+    assert imported - core <= extras["eval"], imported - core  # nicjax.rd's bjontegaard: the eval extra
+    assert not core & set().union(*extras.values())
+    with open(os.path.join(ROOT, "requirements.txt")) as f:  # requirements.txt names no package of its own
+        lines = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+    assert lines and all(re.fullmatch(r"(-e )?\.(\[[a-z,]+\])?", line) for line in lines), lines
+
+
+def test_console_scripts_run_the_tools():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    scripts = dict(line.split("=") for line in config["options.entry_points"]["console_scripts"].split("\n")
+                   if line.strip())
+    scripts = {name.strip(): target.strip() for name, target in scripts.items()}
+    assert set(scripts) == {"nicjax-compress", "nicjax-decompress", "nicjax-metrics"}
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        # what the generated `nicjax-…` script does: import the module and call the function, argv as given
+        argv = [name, "missing-file"] + (["missing-file"] if name == "nicjax-metrics" else [])
+        code = f"import sys; sys.argv = {argv!r}; from {module} import {function}; {function}()"
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0 and "missing-file" in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
