@@ -12,6 +12,7 @@ Flags left unset take the --preset's values for a cloud and the 'image' preset's
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from absl import flags
@@ -29,7 +30,8 @@ flags.DEFINE_enum("codec", "nic", list(codecs.CODECS), "Point clouds: NIC or the
                   "(nicjax.baselines.raht; integer coordinates, 8-bit colours).")
 flags.DEFINE_float("raht_step", configs.RahtConfig.step, "RAHT: the uniform quantization step of the transform "
                    "coefficients.")
-flags.DEFINE_bool("progress", True, "Show a progress bar while training.")
+flags.DEFINE_bool("progress", sys.stderr.isatty(), "Show a progress bar while training (default: when stderr is "
+                  "a terminal, so that logs get no carriage-return lines).")
 
 
 def _config(defaults: configs.CodecConfig | None) -> configs.CodecConfig:
@@ -43,8 +45,7 @@ def _config(defaults: configs.CodecConfig | None) -> configs.CodecConfig:
 
 def _output(source: str | None, fallback: str) -> str:
     output = FLAGS.output or (os.path.splitext(os.path.basename(source))[0] + ".nic" if source else fallback)
-    if os.path.isdir(output):
-        cli.fail(f"{output}: is a directory", 2)
+    cli.check_output(output, [source])  # before training: not the input, and a folder we can write in
     return output
 
 
@@ -121,6 +122,11 @@ def main(argv):
         compress_cloud(pointcloud.read_ply(source), source, _output(source, ""))
     else:
         compress_image(image.read_image(source), source, _output(source, ""))
+
+
+def console():
+    """The `nicjax-compress` console script."""
+    cli.run(main)
 
 
 if __name__ == "__main__":

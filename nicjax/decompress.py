@@ -30,8 +30,7 @@ flags.DEFINE_string("original", None, "Images: the original image, to print the 
 
 def _output(source: str, extension: str) -> str:
     output = FLAGS.output or os.path.splitext(os.path.basename(source))[0] + extension
-    if os.path.isdir(output):
-        cli.fail(f"{output}: is a directory", 2)
+    cli.check_output(output, [source, FLAGS.geometry, FLAGS.original])  # never overwrite an input
     return output
 
 
@@ -44,7 +43,7 @@ def decompress_image(source: str, data: bytes, header: container.Header, params,
     try:
         height, width = image.scaled_size(s.height, s.width, FLAGS.scale)
     except ValueError as e:
-        cli.fail(f"--scale: {e}", 2)
+        cli.fail(f"--scale: {e}" if FLAGS.scale != 1 else f"{source}: {e}", 2)
     channels = header.model.out_dim
     if original is not None and original.pixels.shape != (height, width, channels):
         cli.fail(f"--original is {original.width}×{original.height}×{original.channels}, the decoded image would "
@@ -94,6 +93,11 @@ def main(argv):
         decompress_image(source, data, header, params, t0)
     else:
         decompress_cloud(source, data, lambda context: codec.decode_params(header, params, context), t0)
+
+
+def console():
+    """The `nicjax-decompress` console script."""
+    cli.run(main)
 
 
 if __name__ == "__main__":

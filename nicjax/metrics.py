@@ -63,7 +63,12 @@ def main(argv):
           f"YUV-PSNR {p['yuv']:.3f} dB  RGB-PSNR {p['rgb']:.3f} dB")
 
 
-if __name__ == "__main__":
+def console():
+    """The `nicjax-metrics` console script."""
     import sys
 
     main(sys.argv)
+
+
+if __name__ == "__main__":
+    console()

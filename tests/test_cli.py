@@ -1,8 +1,13 @@
 """The command-line tools as a user runs them: real processes, real files, exit codes and one-line errors."""
 
+import ast
+import configparser
 import os
+import pathlib
+import re
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -102,7 +107,7 @@ def test_bad_inputs_give_one_line_and_no_output(workdir, tmp_path):
         assert proc.returncode != 0, (module, args)
         assert message in error_line(proc), (message, proc.stderr)
         assert not (tmp_path / "out.nic").exists() and not (tmp_path / "out.ply").exists()
-        assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary file left either
 
 
 def test_default_run_needs_no_input(tmp_path):
@@ -176,3 +181,152 @@ def test_rd_sweep_writes_rows_resumes_and_summarises(tmp_path):
     assert "fit" not in proc.stderr
     summary = (tmp_path / "rd" / "summary.md").read_text()
     assert "tiny" in summary and (tmp_path / "rd" / "rd_tiny.png").exists()
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(workdir, tmp_path):
+    d, _ = workdir
+    cloud, nic = str(d / "cloud.ply"), str(d / "cloud.nic")
+    before = {p: (d / p).read_bytes() for p in ("cloud.ply", "cloud.nic")}
+    os.symlink(cloud, tmp_path / "link.ply")
+    os.link(cloud, tmp_path / "hard.ply")
+    link, hard = str(tmp_path / "link.ply"), str(tmp_path / "hard.ply")
+    cases = [
+        ("nicjax.compress", [cloud, "-o", cloud, *FAST], d),
+        ("nicjax.compress", ["cloud.ply", "-o", "./cloud.ply", *FAST], d),
+        ("nicjax.compress", [cloud, "-o", link, *FAST], d),  # the output is a symlink to the input
+        ("nicjax.compress", [link, "-o", cloud, *FAST], d),  # the input is a symlink to the output
+        ("nicjax.compress", [cloud, "-o", hard, *FAST], d),  # a hard link: the same inode
+        ("nicjax.decompress", [nic, "--geometry", cloud, "-o", cloud], d),
+        ("nicjax.decompress", [nic, "--geometry", cloud, "-o", hard], d),
+        ("nicjax.decompress", [nic, "--geometry", cloud, "-o", nic], d),
+        ("nicjax.decompress", ["cloud.nic", "--geometry", "cloud.ply"], d),  # the default output, cloud.ply
+        ("nicjax.decompress", [nic, "--geometry", link, "-o", cloud], d),
+    ]
+    for module, args, cwd in cases:
+        proc = run(module, *args, cwd=cwd)
+        assert proc.returncode != 0, (module, args, proc.stdout)
+        assert "is the input" in error_line(proc), (args, proc.stderr)
+        assert proc.stdout == "", (args, proc.stdout)  # refused before anything was read, trained or decoded
+        assert {p: (d / p).read_bytes() for p in before} == before, args
+    assert os.path.islink(link) and os.path.samefile(hard, cloud)
+
+
+def _folder_we_cannot_write(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    candidates = [folder, pathlib.Path("/sys"), pathlib.Path("/proc")]  # root ignores permissions: /sys is a
+    for candidate in candidates:                                         # pseudo-filesystem even root cannot
+        try:                                                             # create files in
+            tempfile.TemporaryFile(dir=candidate).close()
+        except OSError:
+            return candidate
+    pytest.skip("no folder here that this process cannot write in")
+
+
+def test_an_output_folder_that_is_missing_or_unwritable_is_refused_before_training(workdir, tmp_path):
+    d, _ = workdir
+    cloud, nic = str(d / "cloud.ply"), str(d / "cloud.nic")
+    locked = _folder_we_cannot_write(tmp_path)
+    cases = [
+        ("nicjax.compress", [cloud, *FAST], "missing/out.nic", "folder missing does not exist"),
+        ("nicjax.compress", [cloud, *FAST], str(locked / "out.nic"), f"cannot write in folder {locked}"),
+        ("nicjax.decompress", [nic, "--geometry", cloud], "missing/out.ply", "folder missing does not exist"),
+        ("nicjax.decompress", [nic, "--geometry", cloud], str(locked / "out.ply"), f"cannot write in folder {locked}"),
+    ]
+    try:
+        for module, args, output, message in cases:
+            proc = run(module, *args, "-o", output, cwd=tmp_path)
+            assert proc.returncode != 0, (args, output)
+            line = error_line(proc)
+            assert line.startswith(f"error: {output}: ") and message in line, (message, line)  # the user's path
+            assert proc.stdout == "", proc.stdout  # before training
+        assert not os.path.exists(tmp_path / "missing")
+    finally:
+        if locked.is_relative_to(tmp_path):
+            locked.chmod(0o700)
+
+
+def test_an_input_that_is_a_directory_says_so(workdir, tmp_path):
+    d, _ = workdir
+    (tmp_path / "folder.ply").mkdir()
+    (tmp_path / "photos").mkdir()
+    cases = [
+        ("nicjax.compress", ["folder.ply", "-o", "out.nic", *FAST]),
+        ("nicjax.compress", ["photos", "-o", "out.nic", *FAST]),
+        ("nicjax.decompress", [str(d / "cloud.nic"), "--geometry", "folder.ply", "-o", "out.ply"]),
+        ("nicjax.decompress", ["photos", "-o", "out.png"]),
+        ("nicjax.metrics", ["folder.ply", str(d / "cloud.ply")]),
+    ]
+    for module, args in cases:
+        proc = run(module, *args, cwd=tmp_path)
+        assert proc.returncode != 0, args
+        assert "is a directory" in error_line(proc), (args, proc.stderr)
+
+
+def run_bytes(module, *args, cwd):
+    """`run` without text mode: text mode would turn the progress bar's carriage returns into newlines."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          timeout=300)
+
+
+def test_no_progress_bar_unless_stderr_is_a_terminal(workdir):
+    d, _ = workdir
+    tiny = ["--width", "8", "--depth", "1", "--steps", "20", "--levels", "16", "--batch", "256"]
+    proc = run_bytes("nicjax.compress", "cloud.ply", "-o", "quiet.nic", *tiny, cwd=d)  # stderr is a pipe here
+    assert proc.returncode == 0, proc.stderr
+    assert b"\r" not in proc.stderr and b"step" not in proc.stderr, proc.stderr
+    proc = run_bytes("nicjax.compress", "cloud.ply", "-o", "loud.nic", *tiny, "--progress", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    assert b"\r" in proc.stderr  # asked for: the bar is drawn (so the check above can see one)
+
+
+def _requirement_names(lines):
+    return {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+            for line in lines if line.strip() and not line.strip().startswith("#")}
+
+
+def test_one_list_of_dependencies_that_covers_every_import():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    core = _requirement_names(config["options"]["install_requires"].splitlines())
+    extras = {name: _requirement_names(value.splitlines()) for name, value in config["options.extras_require"].items()}
+    distribution = {"PIL": "pillow", "absl": "absl-py", "range_coder": "range-coder"}
+    imported = set()
+    for path in pathlib.Path(ROOT, "nicjax").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "nicjax":
+                    imported.add(distribution.get(top, top).lower())
+    assert "pillow" in core  # images are a core input of `compress`, not an extra
+    assert imported - core <= extras["eval"], imported - core  # nicjax.rd's bjontegaard: the eval extra
+    assert not core & set().union(*extras.values())
+    with open(os.path.join(ROOT, "requirements.txt")) as f:  # requirements.txt names no package of its own
+        lines = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+    assert lines and all(re.fullmatch(r"(-e )?\.(\[[a-z,]+\])?", line) for line in lines), lines
+
+
+def test_console_scripts_run_the_tools():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    scripts = dict(line.split("=") for line in config["options.entry_points"]["console_scripts"].split("\n")
+                   if line.strip())
+    scripts = {name.strip(): target.strip() for name, target in scripts.items()}
+    assert set(scripts) == {"nicjax-compress", "nicjax-decompress", "nicjax-metrics"}
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        # what the generated `nicjax-…` script does: import the module and call the function, argv as given
+        argv = [name, "missing-file"] + (["missing-file"] if name == "nicjax-metrics" else [])
+        code = f"import sys; sys.argv = {argv!r}; from {module} import {function}; {function}()"
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0 and "missing-file" in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr

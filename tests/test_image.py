@@ -2,15 +2,17 @@
 
 import dataclasses
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import jax
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from nicjax import codec, configs, container, fit
+from nicjax import codec, configs, container, fit, representations
 from nicjax.representations import siren
 from nicjax.errors import NicError
 from nicjax.signals import image
@@ -155,3 +157,72 @@ def test_cli_round_trip_needs_no_geometry(tmp_path):
     assert abs(image.image_psnr(pixels, decoded) - psnr) < 0.01  # what the encoder printed is what was written
     assert float(proc.stdout.split("PSNR")[1].split()[1]) == pytest.approx(psnr, abs=0.01)
 
+
+
+def write_png16(path, pixels):
+    """A 16-bit-per-sample PNG (48-bit RGB for (H, W, 3), 16-bit gray for (H, W)), which Pillow cannot write."""
+    pixels = np.asarray(pixels, np.uint16)
+    height, width = pixels.shape[:2]
+    colour_type = 2 if pixels.ndim == 3 else 0
+    raw = b"".join(b"\0" + pixels[row].astype(">u2").tobytes() for row in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_a_48_bit_png_is_refused_not_read_as_8_bit(tmp_path):
+    deep = (image.procedural_image(12, 16).pixels.astype(np.uint16) * 257 + 3)  # low bytes that 8 bits would drop
+    write_png16(tmp_path / "rgb48.png", deep)
+    with pytest.raises(NicError, match="16-bit-per-channel RGB"):
+        image.read_image(str(tmp_path / "rgb48.png"))
+    write_png16(tmp_path / "gray16.png", deep[:, :, 0])  # 16-bit grayscale is coded with all its bits
+    np.testing.assert_array_equal(image.read_image(str(tmp_path / "gray16.png")).pixels[:, :, 0], deep[:, :, 0])
+    proc = run("nicjax.compress", "rgb48.png", "-o", "rgb48.nic", "--steps", "20", "--noprogress", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        "error: rgb48.png: 16-bit-per-channel RGB image: nicjax codes 16 bits for grayscale only; convert it to "
+        "8-bit colour first"]
+    assert not (tmp_path / "rgb48.nic").exists()
+
+
+def test_an_image_too_large_to_decode_is_worded_for_what_was_asked(tmp_path, encoded, monkeypatch):
+    _, result = encoded
+    header, quantized = container.decode(result.data, representations.REGISTRY)
+    big = dataclasses.replace(header, signal=dataclasses.replace(header.signal, height=20000, width=20000))
+    # 4e8 pixels: over MAX_DECODED_PIXELS
+    (tmp_path / "big.nic").write_bytes(container.encode(big, quantized, representations.REGISTRY))
+    (tmp_path / "small.nic").write_bytes(result.data)
+
+    def error(*args):
+        proc = run("nicjax.decompress", *args, cwd=tmp_path)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1, proc.stderr
+        return lines[0]
+
+    line = error("big.nic", "-o", "big.png")  # no --scale given: the image itself is too large
+    assert "--scale:" not in line and line.startswith("error: big.nic: the image is 20000×20000 pixels"), line
+    assert "decode it smaller with --scale" in line
+    assert error("small.nic", "-o", "huge.png", "--scale", "1000").startswith("error: --scale: a 1000× decode")
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
+    monkeypatch.setattr(image, "MAX_DECODED_PIXELS", 100)  # compress refuses such an image before training
+    with pytest.raises(NicError, match="over the 100 that nicjax decodes"):
+        image.from_pil(PILImage.new("RGB", (11, 10)), "wide.png")
+
+
+def test_an_image_output_that_is_an_input_is_refused(tmp_path, encoded):
+    pixels, result = encoded
+    image.write_image(str(tmp_path / "photo.png"), pixels)
+    (tmp_path / "photo.nic").write_bytes(result.data)
+    before = (tmp_path / "photo.png").read_bytes()
+    for module, args in [("nicjax.compress", ["photo.png", "-o", "photo.png", "--steps", "20", "--noprogress"]),
+                         ("nicjax.decompress", ["photo.nic", "-o", "photo.png", "--original", "photo.png"]),
+                         ("nicjax.decompress", ["photo.nic", "--original", "photo.png"])]:  # default: photo.png
+        proc = run(module, *args, cwd=tmp_path)
+        assert proc.returncode != 0 and proc.stdout == "", (args, proc.stdout)
+        assert "error: photo.png: is the input photo.png" in proc.stderr, proc.stderr
+        assert (tmp_path / "photo.png").read_bytes() == before

@@ -1,3 +1,8 @@
+import os
+import signal
+import subprocess
+import sys
+
 import numpy as np
 import plyfile
 import pytest
@@ -74,3 +79,85 @@ def test_geometry_id_ignores_order_but_not_coordinates(small_cloud):
     moved = xyz.copy()
     moved[0, 0] += 1
     assert pointcloud.geometry_id(xyz) != pointcloud.geometry_id(moved)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A process that writes half of a file through atomic_write, says so, then hangs until it is killed.
+_HALF_WRITE = """
+import os, sys, time
+if sys.argv[2] == "named":
+    del os.O_TMPFILE  # as on a system or filesystem without O_TMPFILE: the named fallback
+from nicjax.signals import pointcloud
+def write(f):
+    f.write(b"half of the new file")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(300)
+pointcloud.atomic_write(sys.argv[1], write)
+"""
+
+
+def _kill_while_writing(target, mode):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", _HALF_WRITE, str(target), mode], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="no O_TMPFILE on this system")
+def test_killed_while_writing_leaves_nothing_behind(tmp_path):
+    _kill_while_writing(tmp_path / "new.ply", "unnamed")
+    assert os.listdir(tmp_path) == []  # no output, no temporary file
+    (tmp_path / "old.ply").write_bytes(b"the user's file")
+    _kill_while_writing(tmp_path / "old.ply", "unnamed")
+    assert os.listdir(tmp_path) == ["old.ply"]
+    assert (tmp_path / "old.ply").read_bytes() == b"the user's file"  # untouched
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    (tmp_path / "old.ply").write_bytes(b"the user's file")
+    _kill_while_writing(tmp_path / "old.ply", "named")  # without O_TMPFILE the kill leaves a named file ...
+    left = [p for p in os.listdir(tmp_path) if p != "old.ply"]
+    assert len(left) == 1 and left[0].startswith(".nicjax-tmp-"), left
+    assert (tmp_path / "old.ply").read_bytes() == b"the user's file"
+    pointcloud.atomic_write(str(tmp_path / "other.ply"), lambda f: f.write(b"new"))  # ... the next write removes it
+    assert sorted(os.listdir(tmp_path)) == ["old.ply", "other.ply"]
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_atomic_write_replaces_whole_files_or_nothing(tmp_path, monkeypatch, unnamed):
+    if not unnamed:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    target = tmp_path / "out.ply"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+
+    def fails(f):
+        f.write(b"partial")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        pointcloud.atomic_write(str(target), fails)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.ply"]
+    pointcloud.atomic_write(str(target), lambda f: f.write(b"new contents"))
+    assert target.read_bytes() == b"new contents" and os.listdir(tmp_path) == ["out.ply"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the permissions `open` would give a new file
+
+
+def test_reading_a_directory_says_so(tmp_path):
+    with pytest.raises(NicError, match="is a directory"):
+        pointcloud.read_ply(str(tmp_path))
+    with pytest.raises(NicError, match="is a directory"):
+        pointcloud.read_geometry(str(tmp_path))

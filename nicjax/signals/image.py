@@ -9,8 +9,9 @@ finer size (kH × kW) samples the same function between the coded pixels: decodi
 
 What is coded: 8-bit RGB (Pillow modes RGB, and P/CMYK/YCbCr/LAB/HSV converted to RGB), 8-bit grayscale (L, 1)
 and 16-bit grayscale (I;16, or I with values in [0, 65535]) as one channel. An alpha channel that is fully
-opaque is dropped; a transparent one is refused (nicjax does not code alpha), as are floating-point images,
-animations and images with a side over 65535 pixels (the header stores each side in 16 bits).
+opaque is dropped; a transparent one is refused (nicjax does not code alpha), as are 16-bit-per-channel
+colour images (Pillow would read them as 8-bit), floating-point images, animations, images with a side over
+65535 pixels (the header stores each side in 16 bits) and images over MAX_DECODED_PIXELS.
 
 Nothing else in nicjax knows image file formats.
 """
@@ -89,6 +90,9 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     h, w = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+    if h * w > MAX_DECODED_PIXELS and scale == 1:
+        raise ValueError(f"the image is {width}×{height} pixels, over the {MAX_DECODED_PIXELS} that nicjax decodes "
+                         f"at once (decode it smaller with --scale)")
     if h * w > MAX_DECODED_PIXELS:
         raise ValueError(f"a {scale:g}× decode of a {width}×{height} image ({w}×{h}) is over "
                          f"{MAX_DECODED_PIXELS} pixels")
@@ -129,6 +133,9 @@ def from_pil(img, name: str = "image") -> Image:
                        "the header")
     if min(pixels.shape[:2]) < 1:
         raise NicError(f"{name}: image is empty")
+    if pixels.shape[0] * pixels.shape[1] > MAX_DECODED_PIXELS:  # refused before training, not after it
+        raise NicError(f"{name}: {pixels.shape[1]}×{pixels.shape[0]} pixels, over the {MAX_DECODED_PIXELS} that "
+                       "nicjax decodes at once")
     return Image(pixels=np.ascontiguousarray(pixels))
 
 
@@ -136,17 +143,40 @@ def read_image(path: str) -> Image:
     """Reads an image file Pillow can open (PNG, JPEG, BMP, TIFF, WebP, ...)."""
     from PIL import Image as PILImage, UnidentifiedImageError
 
+    if os.path.isdir(path):
+        raise NicError(f"{path}: is a directory")
     if not os.path.isfile(path):
         raise NicError(f"{path}: no such file")
     try:
         with PILImage.open(path) as img:
+            bits = _sample_bits(img)
+            if bits > 8 and img.mode not in _SIXTEEN and img.mode != "I":
+                raise NicError(f"{path}: {bits}-bit-per-channel {img.mode} image: nicjax codes 16 bits for "
+                               "grayscale only; convert it to 8-bit colour first")
             img.load()
             return from_pil(img, path)
     except UnidentifiedImageError:
         raise NicError(f"{path}: not an image file Pillow can read")
+    except PILImage.DecompressionBombError as e:
+        raise NicError(f"{path}: {e}")
     except (OSError, SyntaxError, ValueError) as e:  # truncated or malformed files
         first = str(e).splitlines()[0] if str(e) else ""
         raise NicError(f"{path}: cannot read the image ({type(e).__name__}: {first})")
+
+
+def _sample_bits(img) -> int:
+    """Bits per sample of the file behind an unloaded Pillow image: 16 for a 48-bit RGB PNG, say.
+
+    Pillow opens 16-bit-per-channel colour (RGB, RGBA, LA) as its 8-bit modes and drops the low byte on load;
+    only the raw mode of the decoder's tiles ('RGB;16B', ...) still tells.
+    """
+    bits = 8
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            bits = 16
+    return bits
 
 
 def to_pil(pixels):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
+import shutil
+import socket
 import tempfile
 import zlib
 
@@ -35,6 +38,8 @@ class PointCloud:
 
 
 def _read_vertices(path: str):
+    if os.path.isdir(path):
+        raise NicError(f"{path}: is a directory")
     if not os.path.isfile(path):
         raise NicError(f"{path}: no such file")
     try:
@@ -92,21 +97,123 @@ def write_ply(path: str, xyz: np.ndarray, rgb: np.ndarray, binary: bool = True) 
     atomic_write(path, data.write)
 
 
+_TMP_PREFIX = ".nicjax-tmp-"  # the named temporary files of atomic_write: .nicjax-tmp-<host>-<pid>-<random>.tmp
+
+
 def atomic_write(path: str, write_fn) -> None:
-    """Calls write_fn(file) on a temporary file beside `path`, then renames: never a half-written output."""
+    """Calls write_fn(file) on a file with no name yet in `path`'s folder, then puts it in place atomically.
+
+    Never a half-written output, an existing output untouched if write_fn fails, and nothing left behind if the
+    process is killed (even with SIGKILL) while writing: on Linux the file is opened with O_TMPFILE (it has no
+    name until it is complete), linked to a short-lived name through /proc/self/fd and renamed over `path`.
+    Where O_TMPFILE or /proc is missing, it is written under a named temporary file `.nicjax-tmp-…` instead;
+    one that a killed process left behind is removed by the next write into the same folder.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    _remove_stale_temporaries(directory)
+    fd = _open_unnamed(directory)
+    if fd is None:
+        return _write_named(directory, path, write_fn)
+    tmp = None
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+            try:
+                name = os.path.join(directory, _temporary_prefix() + secrets.token_hex(6) + ".tmp")
+                os.link(f"/proc/self/fd/{f.fileno()}", name)
+                tmp = name
+            except OSError:  # no /proc (or a filesystem that refuses the link): copy it to a named temporary file
+                f.seek(0)
+                return _write_named(directory, path, lambda g: shutil.copyfileobj(f, g))
+    except BaseException:
+        if tmp is not None:
+            _remove(tmp)
+        raise
+    _rename(tmp, path)
+
+
+def _open_unnamed(directory: str):
+    """A read-write O_TMPFILE descriptor in `directory` (mode 0666 less the umask, like open), or None."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
+    try:
+        return os.open(directory, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError:  # EOPNOTSUPP (the filesystem lacks it), EISDIR (an old kernel), ...: the named fallback
+        return None  # raises the real error if the folder cannot be written at all
+
+
+def _write_named(directory: str, path: str, write_fn) -> None:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions `open` would have
+    except BaseException:
+        _remove(tmp)
+        raise
+    _rename(tmp, path)
+
+
+def _rename(tmp: str, path: str) -> None:
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _temporary_prefix() -> str:
+    return f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-"  # then a random part without '-', and .tmp
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Removes the named temporary files of atomic_write that a killed process of this host left in `directory`.
+
+    Only files of this host whose process no longer runs: a write in progress (here or on another machine
+    sharing the folder) is never touched.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) is only a liveness test on POSIX
+        return
+    host = socket.gethostname()
+    try:
+        names = [e.name for e in os.scandir(directory) if e.name.startswith(_TMP_PREFIX) and e.name.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(_TMP_PREFIX):-len(".tmp")].rsplit("-", 2)
+        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid() or _running(pid):
+            continue
+        try:
+            os.remove(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
 
 
 def voxelize(cloud: PointCloud) -> PointCloud:
