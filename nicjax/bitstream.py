@@ -21,7 +21,7 @@ the coordinate normalisation of a point cloud from the geometry the decoder is g
               image:       varint height, varint width
     2·T     per-tensor quantization step (bfloat16: the top half of a float32 whose bottom half is zero),
             T = 2·(depth + 1) tensors in pytree order
-    ...     range-coded symbols (nicjax.entropy), tensors in pytree order, up to the checksum
+    ...     range-coded symbols (nicjax.entropy_v2), tensors in pytree order, up to the checksum
     4       CRC32 of every byte before it
 """
 
@@ -33,7 +33,7 @@ import zlib
 
 import numpy as np
 
-from nicjax import entropy
+from nicjax import entropy_v2 as entropy  # format version 2: the coder it was written with
 from nicjax.errors import NicError
 from nicjax.quantize import QuantizedTensor, context_kind, storable_step
 

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from nicjax import bitstream, entropy, quantize, siren
+from nicjax import bitstream, entropy_v2 as entropy, quantize, siren  # version 2 files: the v2 coder
 from nicjax.errors import NicError
 
 

@@ -1,0 +1,189 @@
+"""Entropy coder of format version 2 (`.nic` version 2, RAHT files version 2), kept verbatim so that those
+files still decode; its encoder is kept for the rate comparison in `benchmarks/entropy.py`. New files use
+`nicjax.entropy`.
+
+Adaptive, integer-exact entropy coding of signed integer arrays over the `range_coder` package.
+
+Pure Python + numpy. Every probability the decoder uses is an integer count updated from symbols it has
+already decoded, so decoding never depends on floating-point agreement between machines.
+
+Binarisation (in the spirit of DeepCABAC / JPEG categories), per integer q:
+  * category c = bit length of |q| (0 for q == 0), coded with an adaptive multi-symbol model;
+  * the sign, for c > 0, with an adaptive binary model;
+  * the mantissa |q| - 2**(c-1) (c-1 bits): its top `MODELLED_MANTISSA_BITS` bits with adaptive binary
+    models indexed by (c, bit position), the rest raw (equiprobable), gathered into one batch per array.
+Few contexts means little learning cost, so small layers code close to their empirical entropy with no side
+information in the header. Contexts live for a whole stream (they carry over from one array to the next),
+with one set of contexts per caller-given `kind` (e.g. kernels vs biases).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from itertools import accumulate
+from typing import Iterable, Sequence
+
+import numpy as np
+import range_coder
+
+MAX_CATEGORY = 32  # |q| < 2**31
+MODELLED_MANTISSA_BITS = 2
+_LIMIT = 1 << 13  # halve counts above this total: keeps totals far below range_coder's 16-bit precision
+_INC = 24  # count increment per observed symbol: fast adaptation, small learning cost
+_RAW_CDF = [0, 1, 2]
+
+
+class _Adaptive:
+    """Adaptive frequency model over `n` symbols, each starting at count 1."""
+
+    __slots__ = ("freq", "total")
+
+    def __init__(self, n: int):
+        self.freq = [1] * n
+        self.total = n
+
+    def cdf(self) -> list[int]:
+        return [0, *accumulate(self.freq)]  # C-speed; this and `update` are the coder's inner loop
+
+    def update(self, s: int) -> None:
+        self.freq[s] += _INC
+        self.total += _INC
+        if self.total > _LIMIT:
+            self.freq = [(x + 1) >> 1 for x in self.freq]
+            self.total = sum(self.freq)
+
+
+class _Contexts:
+    def __init__(self):
+        self.category = _Adaptive(MAX_CATEGORY + 1)
+        self.sign = _Adaptive(2)
+        self.mantissa = {}
+
+    def mantissa_model(self, c: int, pos: int) -> _Adaptive:
+        key = (c, pos)
+        m = self.mantissa.get(key)
+        if m is None:
+            m = self.mantissa[key] = _Adaptive(2)
+        return m
+
+
+def _check(arr: np.ndarray) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"entropy coder takes integer arrays, got {a.dtype}")
+    a = a.astype(np.int64).ravel()
+    if a.size and np.abs(a).max() >= (1 << 31):
+        raise ValueError("entropy coder takes integers with |q| < 2**31")
+    return a
+
+
+def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None) -> bytes:
+    """Codes a sequence of signed integer arrays into one range-coded byte string.
+
+    The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them.
+    """
+    kinds = [0] * len(arrays) if kinds is None else list(kinds)
+    if len(kinds) != len(arrays):
+        raise ValueError("one kind per array")
+    contexts: dict[int, _Contexts] = {}
+    fd, path = tempfile.mkstemp(suffix=".rc")
+    os.close(fd)
+    try:
+        enc = range_coder.RangeEncoder(path)
+        for arr, kind in zip(arrays, kinds):
+            ctx = contexts.setdefault(kind, _Contexts())
+            a = _check(arr)
+            raw_bits: list[int] = []
+            for q in a.tolist():
+                m = -q if q < 0 else q
+                c = m.bit_length()
+                enc.encode([c], ctx.category.cdf())
+                ctx.category.update(c)
+                if c == 0:
+                    continue
+                s = 1 if q < 0 else 0
+                enc.encode([s], ctx.sign.cdf())
+                ctx.sign.update(s)
+                for pos in range(c - 2, -1, -1):
+                    bit = (m >> pos) & 1
+                    if c - 2 - pos < MODELLED_MANTISSA_BITS:
+                        model = ctx.mantissa_model(c, pos)
+                        enc.encode([bit], model.cdf())
+                        model.update(bit)
+                    else:
+                        raw_bits.append(bit)
+            if raw_bits:
+                enc.encode(raw_bits, _RAW_CDF)
+        enc.close()
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.remove(path)
+
+
+def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Inverse of `encode_ints`: returns one int64 array per entry of `sizes`."""
+    kinds = [0] * len(sizes) if kinds is None else list(kinds)
+    if len(kinds) != len(sizes):
+        raise ValueError("one kind per array")
+    contexts: dict[int, _Contexts] = {}
+    fd, path = tempfile.mkstemp(suffix=".rc")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        dec = range_coder.RangeDecoder(path)
+        out = []
+        for size, kind in zip(sizes, kinds):
+            ctx = contexts.setdefault(kind, _Contexts())
+            mags = [0] * size
+            signs = [0] * size
+            raw_plan: list[tuple[int, int]] = []  # (index, number of raw low bits)
+            for i in range(size):
+                c = dec.decode(1, ctx.category.cdf())[0]
+                ctx.category.update(c)
+                if c == 0:
+                    continue
+                s = dec.decode(1, ctx.sign.cdf())[0]
+                ctx.sign.update(s)
+                m = 1
+                n_raw = 0
+                for pos in range(c - 2, -1, -1):
+                    if c - 2 - pos < MODELLED_MANTISSA_BITS:
+                        model = ctx.mantissa_model(c, pos)
+                        bit = dec.decode(1, model.cdf())[0]
+                        model.update(bit)
+                        m = (m << 1) | bit
+                    else:
+                        n_raw += 1
+                if n_raw:
+                    raw_plan.append((i, n_raw))
+                mags[i] = m
+                signs[i] = s
+            total_raw = sum(n for _, n in raw_plan)
+            if total_raw:
+                bits = dec.decode(total_raw, _RAW_CDF)
+                k = 0
+                for i, n in raw_plan:
+                    m = mags[i]
+                    for b in bits[k:k + n]:
+                        m = (m << 1) | b
+                    mags[i] = m
+                    k += n
+            arr = np.asarray(mags, dtype=np.int64)
+            arr[np.asarray(signs, dtype=bool)] *= -1
+            out.append(arr)
+        dec.close()
+        return out
+    finally:
+        os.remove(path)
+
+
+def empirical_entropy_bits(arrays: Iterable[np.ndarray]) -> float:
+    """Zeroth-order entropy of the concatenated symbols in bits (a yardstick for the coder, not a rate)."""
+    a = np.concatenate([np.asarray(x).ravel() for x in arrays])
+    if a.size == 0:
+        return 0.0
+    _, counts = np.unique(a, return_counts=True)
+    p = counts / a.size
+    return float(-(counts * np.log2(p)).sum())
