@@ -58,7 +58,7 @@ _LIMIT = 1 << 13  # halve all counts while their total exceeds this: tables trac
 _GROUP = 32  # grouped mode: values in groups of this many; each group's largest category is coded first
 _GROWTH_SHIFT = 3  # next block = (units seen) >> _GROWTH_SHIFT units, at least 1, at most _MAX_BLOCK values
 _MAX_BLOCK = 4096
-_MODE_PROBE = 1 << 16  # the encoder picks a kind's mode on at most this many leading values
+_MODE_PROBE = 1 << 15  # longer sequences: the encoder picks the mode by static entropies, not by coding both
 _RAW_CDF = [0, 1, 2]
 # Damaged-payload check: range_coder's output exceeds the ideal code length of its symbols by 0.2-12 bits
 # (measured on streams of 10 to 1.4 M symbols), never falls short of it.
@@ -211,6 +211,25 @@ def _plan_kind(seq: np.ndarray, mode: int) -> _Plan:
     return plan
 
 
+def _entropy_bits(counts: np.ndarray) -> float:
+    counts = counts[counts > 0]
+    return float(counts.sum() * np.log2(counts.sum()) - counts @ np.log2(counts)) if counts.size else 0.0
+
+
+def _static_mode(seq: np.ndarray) -> int:
+    """The mode whose categories have the smaller zeroth-order entropy over the whole sequence (the rest of the
+    code is the same in both modes)."""
+    c = _categories(np.abs(seq))
+    plain = _entropy_bits(np.bincount(c, minlength=NUM_CATEGORIES))
+    starts = np.arange(0, c.size, _GROUP)
+    gmax = np.maximum.reduceat(c, starts)
+    within = np.repeat(gmax, _GROUP)[:c.size]
+    joint = np.bincount(within * NUM_CATEGORIES + c, minlength=NUM_CATEGORIES**2).reshape(NUM_CATEGORIES, -1)
+    grouped = _entropy_bits(np.bincount(gmax, minlength=NUM_CATEGORIES))
+    grouped += sum(_entropy_bits(joint[m]) for m in range(1, NUM_CATEGORIES))
+    return int(grouped < plain)
+
+
 def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None) -> bytes:
     """Codes a sequence of signed integer arrays (|q| < 2**31) into one range-coded byte string.
 
@@ -230,11 +249,15 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
             seq = np.concatenate([checked[i] for i in idx])
             if not seq.size:
                 continue
-            # Each kind takes the mode with the shorter ideal length (judged on its first _MODE_PROBE values, to
-            # bound the encoder's extra work); the choice costs one raw bit.
-            probe = [_plan_kind(seq[:_MODE_PROBE], mode) for mode in (_PLAIN, _GROUPED)]
-            mode = int(probe[_GROUPED].bits < probe[_PLAIN].bits)
-            plan = probe[mode] if seq.size <= _MODE_PROBE else _plan_kind(seq, mode)
+            # Each kind takes the mode with the shorter code (one raw bit says which): both planned in full for
+            # a short sequence, where learning costs matter; for a long one, judged by static entropies.
+            if seq.size <= _MODE_PROBE:
+                plans = [_plan_kind(seq, m) for m in (_PLAIN, _GROUPED)]
+                mode = int(plans[_GROUPED].bits < plans[_PLAIN].bits)
+                plan = plans[mode]
+            else:
+                mode = _static_mode(seq)
+                plan = _plan_kind(seq, mode)
             enc.encode([mode], _RAW_CDF)
             for symbols, cdf in plan.calls:
                 enc.encode(symbols.tolist(), _RAW_CDF if cdf is None else cdf)
