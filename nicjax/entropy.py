@@ -69,16 +69,16 @@ _SPARE_PER_SYMBOL = 1e-3
 _PLAIN, _GROUPED = 0, 1
 
 
-def _block_lengths(n: int, unit: int) -> list[int]:
+def _block_lengths(n: int, unit: int):
     """Block lengths (in values) for a kind's sequence of n values, in whole `unit`s but the last (depends on n
-    and the mode only: the decoder derives them too)."""
-    out, seen = [], 0
+    and the mode only: the decoder derives them too). A generator: a decoder told a huge size stops at the first
+    damaged block without having listed them all."""
+    seen = 0
     while seen < n:
         units = min(max(1, (seen // unit) >> _GROWTH_SHIFT), max(1, _MAX_BLOCK // unit))
         b = min(units * unit, n - seen)
-        out.append(b)
+        yield b
         seen += b
-    return out
 
 
 class _Counts:

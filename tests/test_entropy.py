@@ -138,6 +138,8 @@ def test_garbage_payload_raises_quickly():
     for pattern in [b"\x00", b"\xff"]:  # constant payloads against a huge size: bounded, and caught
         with pytest.raises(ValueError):
             entropy.decode_ints(pattern * 4, [10_000_000])
+        with pytest.raises(ValueError):
+            entropy.decode_ints(pattern * 200, [10**12, 5], [0, 1])  # stops at the first damaged block
     assert time.perf_counter() - t < 30
 
 
