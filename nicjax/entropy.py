@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from itertools import accumulate
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -82,25 +83,27 @@ def _block_lengths(n: int, unit: int):
 
 
 class _Counts:
-    """Integer counts of one model; `cdf` is the frozen table a block is coded with."""
+    """Integer counts of one model (Python ints: the models are small, numpy's per-call cost would dominate);
+    `cdf` is the frozen table a block is coded with."""
 
-    __slots__ = ("freq",)
+    __slots__ = ("freq", "size")
 
     def __init__(self, n: int):
-        self.freq = np.ones(n, dtype=np.int64)
+        self.freq = [1] * n
+        self.size = n
 
     def cdf(self) -> list[int]:
-        return [0, *np.cumsum(self.freq).tolist()]
+        return [0, *accumulate(self.freq)]
 
-    def cost(self, hist: np.ndarray) -> float:
+    def cost(self, hist: list[int]) -> float:
         """Ideal code length in bits of symbols with histogram `hist` under the frozen table."""
-        f = self.freq
-        return float(hist @ (math.log2(int(f.sum())) - np.log2(f)))
+        log_total = math.log2(sum(self.freq))
+        return math.fsum(h * (log_total - math.log2(f)) for h, f in zip(hist, self.freq) if h)
 
-    def update(self, hist: np.ndarray) -> None:
-        f = self.freq + _INC * hist
-        while f.sum() > _LIMIT:
-            f = (f + 1) >> 1
+    def update(self, hist: list[int]) -> None:
+        f = [x + _INC * h for x, h in zip(self.freq, hist)]
+        while sum(f) > _LIMIT:
+            f = [(x + 1) >> 1 for x in f]
         self.freq = f
 
 
@@ -162,7 +165,7 @@ class _Plan:
             self.calls.append((symbols, None))
             self.bits += symbols.size
             return
-        hist = np.bincount(symbols, minlength=model.freq.size)
+        hist = np.bincount(symbols, minlength=model.size).tolist()
         self.calls.append((symbols, model.cdf()))
         self.bits += model.cost(hist)
         model.update(hist)
@@ -287,9 +290,9 @@ class _Decoder:
             self.ideal_bits += n
         else:
             out = np.fromiter(self.dec.decode(n, model.cdf()), dtype=np.int64, count=n)
-            if out.size and out.max() >= model.freq.size:
+            if out.size and out.max() >= model.size:
                 raise ValueError("entropy payload is corrupted (symbol out of range)")
-            hist = np.bincount(out, minlength=model.freq.size)
+            hist = np.bincount(out, minlength=model.size).tolist()
             self.ideal_bits += model.cost(hist)
             model.update(hist)
         if self.ideal_bits > self.payload_bits + _SHORT_BITS:
