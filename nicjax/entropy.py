@@ -20,13 +20,13 @@ Two modes per kind, the encoder picking the one with the shorter ideal code leng
     the per-symbol adaptive coder of version 2 followed by adapting after every symbol; an all-zero group costs
     one cheap symbol.
 
-Adaptation is block-wise: a kind's sequence is cut into blocks of slowly growing length (`_block_lengths`: one
-value, or one group, while nothing has been seen; then 1/8 of what has been seen, at most `_MAX_BLOCK`), so small
-tensors learn almost as fast as with a per-symbol adaptive model. Each block is coded against tables frozen at its
-start, one `range_coder` call per table, and the counts are then updated from the whole block (increment `_INC`
-per symbol, counts starting at 1, all halved while their total exceeds `_LIMIT`, so the tables follow drifting
-statistics such as RAHT's coarse-to-fine levels). No side information: the decoder derives the block lengths from
-the sizes and the mode.
+Adaptation is block-wise: each array of a kind is cut into blocks of slowly growing length (`_block_lengths`:
+one value, or one group, at the array's start; then 1/8 of what the array has shown, at most `_MAX_BLOCK`), so a
+new tensor's statistics are learnt from its own first values almost as fast as with a per-symbol adaptive model.
+Each block is coded against tables frozen at its start, one `range_coder` call per table, and the counts (carried
+across the kind's arrays) are then updated from the whole block (increment `_INC` per symbol, counts starting at
+1, all halved while their total exceeds `_LIMIT`, so the tables follow drifting statistics such as RAHT's
+coarse-to-fine levels). No side information: the decoder derives the block lengths from the sizes and the mode.
 
 Stream layout, per kind: the mode bit; then per block: (grouped) the groups' largest categories, then the values'
 categories per m in increasing m; (plain) the values' categories; then the signs of the nonzero values, then for
@@ -70,16 +70,18 @@ _SPARE_PER_SYMBOL = 1e-3
 _PLAIN, _GROUPED = 0, 1
 
 
-def _block_lengths(n: int, unit: int):
-    """Block lengths (in values) for a kind's sequence of n values, in whole `unit`s but the last (depends on n
-    and the mode only: the decoder derives them too). A generator: a decoder told a huge size stops at the first
-    damaged block without having listed them all."""
-    seen = 0
-    while seen < n:
-        units = min(max(1, (seen // unit) >> _GROWTH_SHIFT), max(1, _MAX_BLOCK // unit))
-        b = min(units * unit, n - seen)
-        yield b
-        seen += b
+def _block_lengths(sizes: Sequence[int], unit: int):
+    """Block lengths (in values) for a kind's arrays of these sizes: blocks never straddle two arrays (a new
+    tensor's statistics are learnt from its own first values soon), and within an array they grow with what the
+    array has shown so far, in whole `unit`s but an array's last. Depends on the sizes and the mode only: the
+    decoder derives them too. A generator: a decoder told a huge size stops at the first damaged block."""
+    for n in sizes:
+        seen = 0
+        while seen < n:
+            units = min(max(1, (seen // unit) >> _GROWTH_SHIFT), max(1, _MAX_BLOCK // unit))
+            b = min(units * unit, n - seen)
+            yield b
+            seen += b
 
 
 class _Counts:
@@ -196,9 +198,9 @@ def _plan_rest(plan: _Plan, ctx: _Contexts, q: np.ndarray, mag: np.ndarray, c: n
         plan.add((mag[sel][owner] >> shift) & 1, None)
 
 
-def _plan_kind(seq: np.ndarray, mode: int) -> _Plan:
+def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None) -> _Plan:
     plan, ctx, start = _Plan(), _Contexts(), 0
-    for b in _block_lengths(seq.size, _GROUP if mode == _GROUPED else 1):
+    for b in _block_lengths([seq.size] if sizes is None else sizes, _GROUP if mode == _GROUPED else 1):
         q = seq[start:start + b]
         start += b
         mag = np.abs(q)
@@ -251,17 +253,18 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
         enc = range_coder.RangeEncoder(path)
         for idx in _group(kinds).values():
             seq = np.concatenate([checked[i] for i in idx])
+            sizes = [checked[i].size for i in idx]
             if not seq.size:
                 continue
             # Each kind takes the mode with the shorter code (one raw bit says which): both planned in full for
             # a short sequence, where learning costs matter; for a long one, judged by static entropies.
             if seq.size <= _MODE_PROBE:
-                plans = [_plan_kind(seq, m) for m in (_PLAIN, _GROUPED)]
+                plans = [_plan_kind(seq, m, sizes) for m in (_PLAIN, _GROUPED)]
                 mode = int(plans[_GROUPED].bits < plans[_PLAIN].bits)
                 plan = plans[mode]
             else:
                 mode = _static_mode(seq)
-                plan = _plan_kind(seq, mode)
+                plan = _plan_kind(seq, mode, sizes)
             enc.encode([mode], _RAW_CDF)
             for symbols, cdf in plan.calls:
                 enc.encode(symbols.tolist(), _RAW_CDF if cdf is None else cdf)
@@ -320,10 +323,10 @@ def _decode_rest(dec: _Decoder, ctx: _Contexts, c: np.ndarray) -> np.ndarray:
     return mag
 
 
-def _decode_kind(dec: _Decoder, n: int) -> np.ndarray:
+def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> np.ndarray:
     mode = int(dec.decode(1, None)[0])
     ctx, parts = _Contexts(), []
-    for b in _block_lengths(n, _GROUP if mode == _GROUPED else 1):
+    for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1):
         if mode == _GROUPED:
             gmax = dec.decode((b + _GROUP - 1) // _GROUP, ctx.group)
             within = np.repeat(gmax, _GROUP)[:b]
@@ -365,7 +368,7 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
             n = sum(sizes[i] for i in idx)
             if not n:
                 continue
-            seq, start = _decode_kind(dec, n), 0
+            seq, start = _decode_kind(dec, [sizes[i] for i in idx]), 0
             for i in idx:
                 out[i] = seq[start:start + sizes[i]]
                 start += sizes[i]
