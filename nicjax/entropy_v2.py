@@ -1,4 +1,8 @@
-"""Adaptive, integer-exact entropy coding of signed integer arrays over the `range_coder` package.
+"""Entropy coder of format version 2 (`.nic` version 2, RAHT files version 2), kept verbatim so that those
+files still decode; its encoder is kept for the rate comparison in `benchmarks/entropy.py`. New files use
+`nicjax.entropy`.
+
+Adaptive, integer-exact entropy coding of signed integer arrays over the `range_coder` package.
 
 Pure Python + numpy. Every probability the decoder uses is an integer count updated from symbols it has
 already decoded, so decoding never depends on floating-point agreement between machines.

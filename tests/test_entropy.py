@@ -1,9 +1,20 @@
 import hashlib
+import time
 
 import numpy as np
 import pytest
 
-from nicjax import entropy
+from nicjax import entropy, entropy_v2
+
+
+def _round_trip(arrays, kinds=None):
+    data = entropy.encode_ints(arrays, kinds)
+    back = entropy.decode_ints(data, [np.asarray(a).size for a in arrays], kinds)
+    assert len(back) == len(arrays)
+    for a, b in zip(arrays, back):
+        assert b.dtype == np.int64
+        np.testing.assert_array_equal(np.asarray(a).ravel(), b)
+    return data
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -11,20 +22,70 @@ def test_round_trip_is_bit_exact(seed):
     rng = np.random.default_rng(seed)
     arrays = [np.rint(rng.laplace(0, 7, 2000)).astype(np.int64), rng.integers(-2048, 2048, 777),
               np.zeros(0, np.int64), np.zeros(50, np.int64), np.array([2**31 - 1, -(2**31 - 1), 0, 1, -1, 2, -3])]
-    kinds = [0, 0, 1, 1, 0]
-    data = entropy.encode_ints(arrays, kinds)
-    back = entropy.decode_ints(data, [a.size for a in arrays], kinds)
-    for a, b in zip(arrays, back):
-        np.testing.assert_array_equal(a, b)
+    _round_trip(arrays, [0, 0, 1, 1, 0])
+
+
+def test_edge_cases_round_trip():
+    assert entropy.encode_ints([]) == b""
+    assert entropy.decode_ints(b"", []) == []
+    assert entropy.encode_ints([np.zeros(0, np.int64), np.zeros(0, np.int32)], [0, 1]) == b""
+    assert [a.size for a in entropy.decode_ints(b"", [0, 0], [0, 1])] == [0, 0]
+    _round_trip([np.zeros(100_000, np.int64)])  # all zeros
+    # long, highly compressible streams: the damaged-payload check must allow for the coder's small per-symbol
+    # overhead, which here is a large fraction of the ideal length (a 2 M-zero stream was once refused)
+    _round_trip([np.zeros(2_000_000, np.int64), (np.arange(2_000_000) % 997 == 0).astype(np.int64)], [0, 1])
+    _round_trip([np.zeros(1, np.int64)])
+    _round_trip([np.array([5])])
+    big = np.array([2**31 - 1, -(2**31 - 1), 2**30, -(2**30) - 1, 2**31 - 2] * 40, dtype=np.int64)
+    _round_trip([big])
+    # every category, both signs, every mantissa pattern of the modelled bits
+    mags = np.concatenate([np.array([(1 << c) - 1, 1 << (c - 1), (1 << (c - 1)) | (1 << max(c - 2, 0)) | 1])
+                           for c in range(1, 32)])
+    _round_trip([np.concatenate([mags, -mags]), mags[::-1]], [0, 1])
+    # other integer dtypes and shapes (arrays are flattened)
+    _round_trip([np.arange(-20, 20, dtype=np.int8).reshape(5, 8), np.arange(300, dtype=np.uint16),
+                 np.array([[7]], dtype=np.int32)], [0, 1, 0])
+
+
+def test_many_kinds_interleaved():
+    rng = np.random.default_rng(3)
+    arrays, kinds = [], []
+    for i in range(60):
+        k = int(rng.integers(0, 25))
+        arrays.append(np.rint(rng.laplace(0, 1 + k, int(rng.integers(0, 300)))).astype(np.int64))
+        kinds.append(k)
+    _round_trip(arrays, kinds)
+    # kinds need not be small or contiguous
+    _round_trip([np.arange(10), np.arange(5)], [-7, 10**9])
+
+
+def test_sparse_clustered_and_drifting_sequences_round_trip():
+    """Sparse runs with clusters (the grouped mode) and scale drifting along the sequence (RAHT-like)."""
+    rng = np.random.default_rng(4)
+    n = 60_000
+    scale = np.repeat(rng.choice([0.05, 0.3, 3.0, 40.0], n // 200, p=[0.6, 0.2, 0.15, 0.05]), 200)
+    sparse = np.rint(rng.laplace(0, 1, n) * scale).astype(np.int64)
+    drift = np.rint(rng.laplace(0, 1, n) * np.geomspace(500, 0.1, n)).astype(np.int64)
+    _round_trip([sparse, drift, sparse[:777]], [0, 1, 0])
 
 
 def test_rate_is_close_to_empirical_entropy_and_deterministic():
     rng = np.random.default_rng(0)
     a = np.rint(rng.laplace(0, 12, 20000)).astype(np.int64)
     data = entropy.encode_ints([a])
-    assert data == entropy.encode_ints([a])
+    assert data == entropy.encode_ints([a.copy()])
     h = entropy.empirical_entropy_bits([a])
     assert h <= 8 * len(data) <= 1.03 * h + 64  # an adaptive coder pays a little for learning
+
+
+@pytest.mark.parametrize("n,scale", [(40, 1.0), (300, 3.0), (2000, 0.3), (5000, 40.0)])
+def test_rate_not_worse_than_version_2(n, scale):
+    """Small streams are where block-wise adaptation could lose to the per-symbol adaptive coder."""
+    rng = np.random.default_rng(n)
+    arrays = [np.rint(rng.laplace(0, scale, n)).astype(np.int64), np.rint(rng.laplace(0, scale, n // 10)).astype(int)]
+    new = _round_trip(arrays, [0, 1])
+    old = entropy_v2.encode_ints(arrays, [0, 1])
+    assert len(new) <= 1.02 * len(old) + 1, (len(new), len(old))
 
 
 def test_rejects_floats_and_huge_values():
@@ -32,6 +93,54 @@ def test_rejects_floats_and_huge_values():
         entropy.encode_ints([np.zeros(3)])
     with pytest.raises(ValueError):
         entropy.encode_ints([np.array([2**40])])
+    with pytest.raises(ValueError):
+        entropy.encode_ints([np.array([-(2**31)])])
+    with pytest.raises(ValueError):
+        entropy.encode_ints([np.array([2**63], dtype=np.uint64)])
+    with pytest.raises(ValueError):
+        entropy.encode_ints([np.arange(3)], [0, 1])
+    with pytest.raises(ValueError):
+        entropy.decode_ints(b"", [3], [0, 1])
+    with pytest.raises(ValueError):
+        entropy.decode_ints(b"", [-1])
+
+
+def _damaged_payload_cases():
+    rng = np.random.default_rng(5)
+    arrays = [np.rint(rng.laplace(0, 5, 3000)).astype(np.int64), np.rint(rng.laplace(0, 0.4, 20000)).astype(int)]
+    return arrays, [0, 1], entropy.encode_ints(arrays, [0, 1])
+
+
+def test_truncated_payload_raises_quickly():
+    arrays, kinds, data = _damaged_payload_cases()
+    sizes = [a.size for a in arrays]
+    t = time.perf_counter()
+    for cut in [2, 3, 5, 17, 100, len(data) // 2, len(data) - 1]:  # a single missing final byte may go unseen
+        with pytest.raises(ValueError):
+            entropy.decode_ints(data[:-cut], sizes, kinds)
+    with pytest.raises(ValueError):
+        entropy.decode_ints(b"", sizes, kinds)
+    assert time.perf_counter() - t < 20
+
+
+def test_garbage_payload_raises_quickly():
+    arrays, kinds, data = _damaged_payload_cases()
+    sizes = [a.size for a in arrays]
+    rng = np.random.default_rng(6)
+    t = time.perf_counter()
+    for n in [1, 7, 64, len(data), 3 * len(data)]:
+        with pytest.raises(ValueError):
+            entropy.decode_ints(rng.bytes(n), sizes, kinds)
+    with pytest.raises(ValueError):
+        entropy.decode_ints(data + rng.bytes(64), sizes, kinds)  # bytes to spare
+    with pytest.raises(ValueError):
+        entropy.decode_ints(b"\x00\x01", [0, 0], kinds)  # bytes but no symbols
+    for pattern in [b"\x00", b"\xff"]:  # constant payloads against a huge size: bounded, and caught
+        with pytest.raises(ValueError):
+            entropy.decode_ints(pattern * 4, [10_000_000])
+        with pytest.raises(ValueError):
+            entropy.decode_ints(pattern * 200, [10**12, 5], [0, 1])  # stops at the first damaged block
+    assert time.perf_counter() - t < 30
 
 
 def golden_arrays():
@@ -42,4 +151,25 @@ def golden_arrays():
 def test_golden_stream():
     """The coder's output is part of the file format: any change to it must be deliberate (a new version)."""
     data = entropy.encode_ints(golden_arrays(), [0, 1, 0])
+    assert hashlib.sha256(data).hexdigest()[:16] == "c7138d0f057b69d6"
+    for a, b in zip(golden_arrays(), entropy.decode_ints(data, [a.size for a in golden_arrays()], [0, 1, 0])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_golden_stream_version_2():
+    """The version-2 coder (nicjax.entropy_v2) still writes and reads the stream pinned when it was current."""
+    data = entropy_v2.encode_ints(golden_arrays(), [0, 1, 0])
     assert hashlib.sha256(data).hexdigest()[:16] == "be27a7582fad64a9"
+    for a, b in zip(golden_arrays(), entropy_v2.decode_ints(data, [a.size for a in golden_arrays()], [0, 1, 0])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_golden_stream_mixed_modes():
+    """A sparse clustered kind (grouped mode) beside a dense one (plain mode), pinned too."""
+    i = np.arange(5000, dtype=np.int64)
+    sparse = np.where((i // 100) % 7 == 0, (i * 31) % 9 - 4, 0)
+    dense = (i**2 % 4099) - 2049
+    assert entropy._plan_kind(sparse, entropy._GROUPED).bits < entropy._plan_kind(sparse, entropy._PLAIN).bits
+    assert entropy._plan_kind(dense, entropy._PLAIN).bits < entropy._plan_kind(dense, entropy._GROUPED).bits
+    data = _round_trip([sparse, dense], [0, 1])
+    assert hashlib.sha256(data).hexdigest()[:16] == "6825a065134ab7b3"

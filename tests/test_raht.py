@@ -73,7 +73,7 @@ def test_two_points_butterfly():
 def test_bitstream_round_trip_matches_encoder_reconstruction():
     coords, rgb = _cloud(n=2000, seed=6)
     data, recon = raht.encode_with_reconstruction(coords, rgb, step=4.0)
-    assert data[:3] == b"RH\x02"
+    assert data[:3] == b"RH\x03"
     np.testing.assert_array_equal(raht.decode(data, coords), recon)
     assert _y_psnr(rgb, recon) > 35
     # Decoding with the points in another order returns colours in that order.
@@ -81,6 +81,29 @@ def test_bitstream_round_trip_matches_encoder_reconstruction():
     np.testing.assert_array_equal(raht.decode(data, coords[perm]), recon[perm])
     # Float coordinates holding integers (as PLY files store them) are accepted.
     np.testing.assert_array_equal(raht.decode(data, coords.astype(np.float32)), recon)
+
+
+def test_version_2_stream_still_decodes():
+    """Version 2 files (the per-symbol coder, entropy_v2) decode through the version-2 path."""
+    import struct
+
+    from nicjax import entropy, entropy_v2
+
+    coords, rgb = _cloud(n=1500, seed=12)
+    step = 6.0
+    data3, recon = raht.encode_with_reconstruction(coords, rgb, step)
+    structure = raht.raht_structure(coords)
+    q = np.rint(raht.raht_forward_with_structure(structure, rgb_to_ycbcr(rgb)) / step).astype(np.int64)
+    payload3 = data3[raht._HEADER.size:-raht._TRAILER.size]
+    assert entropy.encode_ints([q[:, ch] for ch in range(3)], [0, 1, 2]) == payload3  # same symbols as v3
+    body = struct.pack("<2sBfI", b"RH", 2, step, raht.geometry_crc(coords))
+    body += entropy_v2.encode_ints([q[:, ch] for ch in range(3)], [0, 1, 2])
+    data2 = body + zlib.crc32(body).to_bytes(4, "little")
+    np.testing.assert_array_equal(raht.decode(data2, coords), recon)
+    # A version-2 payload labelled version 3 does not decode as one (the coders differ).
+    body3 = b"RH\x03" + body[3:]
+    with pytest.raises(ValueError):
+        raht.decode(body3 + zlib.crc32(body3).to_bytes(4, "little"), coords)
 
 
 def test_rate_and_psnr_fall_as_step_grows():

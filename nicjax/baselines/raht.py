@@ -16,7 +16,8 @@ Vectorised: points are sorted by Morton code once; at every step the nodes stay 
 adjacent entries whose codes agree above the current bit. Only the ~3*depth steps are a Python loop.
 
 Codec: RGB -> BT.709 YCbCr, forward RAHT, uniform quantisation q = round(coef / step) (same step for all
-channels), adaptive range coding of q with `nicjax.entropy.encode_ints`, coarse coefficients first.
+channels), block-adaptive range coding of q with `nicjax.entropy.encode_ints`, coarse coefficients first.
+Version 3 files use that coder; version 2 files (the per-symbol coder, `nicjax.entropy_v2`) still decode.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nicjax.entropy import decode_ints, encode_ints
+from nicjax import entropy, entropy_v2
 from nicjax.signals.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 
 MAX_COORD_BITS = 21  # 3 * 21 = 63 bits: the Morton code fits in an int64
 
 MAGIC = b"RH"
-VERSION = 2
+VERSION = 3
+_DECODERS = {2: entropy_v2.decode_ints, 3: entropy.decode_ints}  # version -> entropy decoder
 # magic, version, step (float32), CRC32 of the canonical geometry; the payload runs to the trailer. Packed like
 # the .nic header (nothing the decoder can derive from the geometry or the file size), so the two compare fairly.
 _HEADER = struct.Struct("<2sBfI")
@@ -200,10 +202,12 @@ def raht_inverse(coefficients, structure: RahtStructure) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def geometry_crc(coords) -> int:
-    """CRC32 of the coordinates in canonical order: identifies the geometry independently of point order."""
+def geometry_crc(coords, order: np.ndarray | None = None) -> int:
+    """CRC32 of the coordinates in canonical order: identifies the geometry independently of point order.
+    `order`: the canonical order when the caller has it already (`RahtStructure.order`)."""
     c = check_coords(coords)
-    order, _, _ = canonical_order(c)
+    if order is None:
+        order, _, _ = canonical_order(c)
     return zlib.crc32(np.ascontiguousarray(c[order], dtype="<u4").tobytes())
 
 
@@ -228,8 +232,7 @@ def _check_step(step: float) -> float:
     return s
 
 
-def encode_with_reconstruction(coords_int, rgb_uint8, step: float) -> tuple[bytes, np.ndarray]:
-    """Encodes colours of a voxelised cloud; returns (bitstream, decoded (N, 3) uint8 RGB in input order)."""
+def _encode(coords_int, rgb_uint8, step: float) -> tuple[bytes, np.ndarray, float, RahtStructure]:
     coords = check_coords(coords_int)
     rgb = np.asarray(rgb_uint8)
     if rgb.shape != (len(coords), 3):
@@ -238,15 +241,21 @@ def encode_with_reconstruction(coords_int, rgb_uint8, step: float) -> tuple[byte
     structure = raht_structure(coords)
     coef = raht_forward_with_structure(structure, rgb_to_ycbcr(rgb))
     q = np.rint(coef / step).astype(np.int64)
-    payload = encode_ints([q[:, ch] for ch in range(3)], _coding_layout(3))
-    header = _HEADER.pack(MAGIC, VERSION, step, geometry_crc(coords))
+    payload = entropy.encode_ints([q[:, ch] for ch in range(3)], _coding_layout(3))
+    header = _HEADER.pack(MAGIC, VERSION, step, geometry_crc(coords, structure.order))
     body = header + payload
-    data = body + _TRAILER.pack(zlib.crc32(body))
+    return body + _TRAILER.pack(zlib.crc32(body)), q, step, structure
+
+
+def encode_with_reconstruction(coords_int, rgb_uint8, step: float) -> tuple[bytes, np.ndarray]:
+    """Encodes colours of a voxelised cloud; returns (bitstream, decoded (N, 3) uint8 RGB in input order)."""
+    data, q, step, structure = _encode(coords_int, rgb_uint8, step)
     return data, _reconstruct(q, step, structure)
 
 
 def encode(coords_int, rgb_uint8, step: float) -> bytes:
-    return encode_with_reconstruction(coords_int, rgb_uint8, step)[0]
+    """The bitstream alone (no reconstruction: the inverse transform is the decoder's work)."""
+    return _encode(coords_int, rgb_uint8, step)[0]
 
 
 def decode(data: bytes, coords_int) -> np.ndarray:
@@ -260,13 +269,14 @@ def decode(data: bytes, coords_int) -> np.ndarray:
     if zlib.crc32(data[:-_TRAILER.size]) != stored_crc:
         raise ValueError("RAHT bitstream corrupted or truncated (CRC mismatch)")
     _, version, step, geom_crc = _HEADER.unpack(data[:_HEADER.size])
-    if version != VERSION:
+    if version not in _DECODERS:
         raise ValueError(f"unsupported RAHT bitstream version {version}")
     coords = check_coords(coords_int)
-    if geometry_crc(coords) != geom_crc:
-        raise ValueError(f"geometry mismatch: bitstream was encoded for geometry CRC {geom_crc:#010x}, got "
-                         f"{len(coords)} points with CRC {geometry_crc(coords):#010x}")
     structure = raht_structure(coords)
+    crc = geometry_crc(coords, structure.order)
+    if crc != geom_crc:
+        raise ValueError(f"geometry mismatch: bitstream was encoded for geometry CRC {geom_crc:#010x}, got "
+                         f"{len(coords)} points with CRC {crc:#010x}")
     payload = data[_HEADER.size:-_TRAILER.size]
-    q = np.stack(decode_ints(payload, [len(coords)] * 3, _coding_layout(3)), axis=1)
+    q = np.stack(_DECODERS[version](payload, [len(coords)] * 3, _coding_layout(3)), axis=1)
     return _reconstruct(q, step, structure)
