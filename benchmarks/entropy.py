@@ -160,26 +160,27 @@ def raht_speed(path: str = L3, step: float = 32.0, old: bool = True) -> None:
 
 
 def train_snapshots(ply: str, network: str, snapshots=SNAPSHOTS, omega0: float = 60.0):
-    """Trains one SIREN on a cloud; returns ({step: params}, reference params). The one place that knows the
-    library's training API (codec.fit_signal with a callback, as experiments/rd_sweep.py trains)."""
-    from nicjax import codec, fit, siren
+    """Trains one SIREN on a cloud; returns ({step: params}, reference params, tensor specs). The one place that knows the
+    library's training API (codec.plan and codec.train with a callback, as experiments/common.py trains)."""
+    from nicjax import codec, configs
+    from nicjax.representations import siren
     from nicjax.signals import pointcloud
 
     width, depth = (int(v) for v in network.split("x"))
     cloud = pointcloud.read_ply(ply)
-    config = codec.CodecConfig(model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
-                               fit=fit.FitConfig(steps=max(snapshots), learning_rate=1e-3, schedule="cosine",
-                                                 batch_size=16384, steps_per_call=50))
+    config = configs.CodecConfig(model=siren.SirenConfig(width=width, depth=depth, omega0=omega0),
+                                 fit=configs.FitConfig(steps=max(snapshots), learning_rate=1e-3, schedule="cosine",
+                                                       batch_size=16384, steps_per_call=50))
     signal = codec.cloud_signal(cloud, config)
-    reference = codec.reference_params(codec.signal_header(signal, config))
+    plan = codec.plan(signal, config)
     kept = {}
 
     def callback(step, params):
         if step in snapshots:
             kept[step] = params
 
-    codec.fit_signal(signal, config, progress=False, callback=callback)
-    return kept, reference
+    codec.train(signal, plan, progress=False, callback=callback)
+    return kept, plan.reference, plan.model.tensors()
 
 
 def rate_symbols(cache: str | None) -> dict[str, tuple[list[np.ndarray], list[int]]]:
@@ -191,16 +192,17 @@ def rate_symbols(cache: str | None) -> dict[str, tuple[list[np.ndarray], list[in
             kinds = [int(k) for k in z[f"{key}|kinds"]]
             out[key] = ([z[f"{key}|{i}"] for i in range(len(kinds))], kinds)
         return out
-    from nicjax import quantize
+    from nicjax import container, quantize
 
     out = {}
     for network in NETWORKS:
         t = time.perf_counter()
-        kept, reference = train_snapshots(L1, network)
+        kept, reference, specs = train_snapshots(L1, network)
         for step, params in sorted(kept.items()):
             for levels in LEVELS:
-                q = quantize.quantize(params, reference, levels)
-                out[f"{network}@{step}/{levels}"] = ([np.asarray(t.symbols) for t in q], [t.kind for t in q])
+                q = quantize.quantize(params, reference, levels, specs=specs)
+                out[f"{network}@{step}/{levels}"] = ([np.asarray(t.symbols) for t in q],
+                                                     [container.ROLES.index(t.spec.role) for t in q])
         print(f"  trained {network} in {time.perf_counter() - t:.0f} s", flush=True)
         if cache:
             flat = {}
