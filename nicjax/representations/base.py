@@ -73,7 +73,8 @@ class Model:
         return self.representation.name
 
     def init(self, key):
-        return self.representation.init(self.config, key)
+        """Initial parameters (jit-compiled once per model: the decoder regenerates the seeded reference with it)."""
+        return _init(self, key)
 
     def apply(self, params, inputs):
         return self.representation.apply(self.config, params, inputs)
@@ -111,6 +112,11 @@ class Model:
                 block = np.concatenate([block, np.zeros((chunk - m,) + inputs.shape[1:], np.float32)])
             out[start:start + m] = np.asarray(_apply_pieces(self, params, block))[:m]
         return out
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model: Model, key):
+    return model.representation.init(model.config, key)
 
 
 @functools.partial(jax.jit, static_argnums=0)

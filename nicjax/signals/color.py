@@ -28,8 +28,17 @@ def rgb_to_ycbcr(rgb) -> np.ndarray:
 
 
 def ycbcr_to_rgb(ycc) -> np.ndarray:
-    """(N, 3) YCbCr in [0, 255] -> (N, 3) float64 RGB (unclipped, unrounded)."""
-    return (np.asarray(ycc, dtype=np.float64) - _OFFSET) @ _YCC_TO_RGB.T
+    """(N, 3) YCbCr in [0, 255] -> (N, 3) float64 RGB (unclipped, unrounded).
+
+    Written out term by term rather than as a matmul: numpy's elementwise arithmetic is correctly rounded, so the
+    decoder's colours do not depend on the BLAS kernel a machine picks (and it is faster than a 3-column matmul).
+    """
+    c = np.asarray(ycc, dtype=np.float64) - _OFFSET
+    m = _YCC_TO_RGB
+    out = np.empty_like(c)
+    for k in range(3):
+        out[..., k] = c[..., 0] * m[k, 0] + c[..., 1] * m[k, 1] + c[..., 2] * m[k, 2]
+    return out
 
 
 def to_uint8(x) -> np.ndarray:

@@ -245,8 +245,11 @@ def normalisation(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     offset = ((lo + hi) / 2).astype(np.float32)
     extent = float((hi - lo).max())
     scale = np.float32(2.0 / extent if extent > 0 else 1.0)
-    # float32 rounding could push an extreme point a hair past ±1: shrink the scale by an ulp or two if so.
-    while np.abs((xyz - offset.astype(np.float64)) * float(scale)).max() > 1.0:
+    # float32 rounding could push an extreme point a hair past ±1: shrink the scale by an ulp or two if so. The
+    # largest |(x − offset)·scale| is at the box's corners (subtraction and multiplication by a positive number are
+    # monotone under rounding), so checking lo and hi checks every point.
+    corners = np.stack([lo, hi]).astype(np.float64) - offset.astype(np.float64)
+    while np.abs(corners * float(scale)).max() > 1.0:
         scale = np.nextafter(scale, np.float32(0))
     return offset, float(scale)
 
