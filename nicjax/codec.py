@@ -222,7 +222,9 @@ def coded_geometry(header: container.Header, xyz: np.ndarray) -> np.ndarray:
     xyz = np.asarray(xyz, np.float64)
     if header.signal.voxelize:
         xyz = pointcloud.voxelize_geometry(xyz)
-    if pointcloud.geometry_id(xyz) != header.signal.geometry_crc:
+    crc = header.signal.geometry_crc
+    # version-3 files hold geometry_hash; version-2 files the sorted CRC32 (geometry_id), tried only when needed
+    if pointcloud.geometry_hash(xyz) != crc and pointcloud.geometry_id(xyz) != crc:
         raise NicError(f"geometry ({len(xyz)} points{', voxelized' if header.signal.voxelize else ''}) does not "
                        "match the one the file was coded for")
     return xyz

@@ -73,6 +73,20 @@ def test_normalisation_maps_into_unit_cube(small_cloud):
     assert np.abs(coords).max() <= 1.0 and np.abs(coords).max() > 0.99
 
 
+def test_geometry_hash_ignores_order_but_not_coordinates(small_cloud):
+    xyz = small_cloud.xyz
+    assert pointcloud.geometry_hash(xyz) == pointcloud.geometry_hash(xyz[::-1])
+    moved = xyz.copy()
+    moved[7, 2] += 1
+    assert pointcloud.geometry_hash(xyz) != pointcloud.geometry_hash(moved)
+    assert pointcloud.geometry_hash(xyz) != pointcloud.geometry_hash(xyz[1:])
+    signed = xyz.copy()
+    signed[0] = 0.0
+    negative = signed.copy()
+    negative[0] = -0.0
+    assert pointcloud.geometry_hash(signed) == pointcloud.geometry_hash(negative)  # the same point
+
+
 def test_geometry_id_ignores_order_but_not_coordinates(small_cloud):
     xyz = small_cloud.xyz
     assert pointcloud.geometry_id(xyz) == pointcloud.geometry_id(xyz[::-1])

@@ -264,8 +264,25 @@ def normalised(xyz: np.ndarray) -> np.ndarray:
     return normalise(xyz, *normalisation(xyz))
 
 
+def geometry_hash(xyz: np.ndarray) -> int:
+    """Order-independent 32-bit hash of the coordinates (format version 3): lets the decoder tell that it was
+    given the wrong geometry. The sum, modulo 2^64, of a 64-bit mix (splitmix64's finaliser) of each point's float64
+    bit patterns, folded to 32 bits: no sort, so it costs a few ms where `geometry_id`'s sort took a quarter of
+    decoding a 250k-point cloud."""
+    bits = (np.ascontiguousarray(xyz, dtype="<f8") + 0.0).view(np.uint64)  # + 0.0: −0.0 and 0.0 are one point
+    h = _mix64(bits[:, 0] ^ _mix64(bits[:, 1] ^ _mix64(bits[:, 2] + np.uint64(0x9E3779B97F4A7C15))))
+    total = int(h.sum(dtype=np.uint64))
+    return (total ^ total >> 32) & 0xFFFFFFFF
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def geometry_id(xyz: np.ndarray) -> int:
-    """Order-independent CRC32 of the coordinates: lets the decoder tell that it was given the wrong geometry."""
+    """Order-independent CRC32 of the coordinates, sorted (format version 2's geometry check)."""
     xyz = np.ascontiguousarray(xyz, dtype=np.float64)
     order = np.lexsort((xyz[:, 2], xyz[:, 1], xyz[:, 0]))
     return zlib.crc32(np.ascontiguousarray(xyz[order]).astype("<f8").tobytes())
@@ -301,5 +318,5 @@ def to_signal(cloud: PointCloud, voxelized: bool = False) -> Signal:
     """The Signal of a cloud: inputs normalised by its bounding box, YCbCr colours. `voxelized`: the cloud is
     `voxelize`'s output, and the decoder voxelizes its geometry the same way."""
     info = container.SignalInfo(container.SIGNAL_POINTCLOUD, container.COLOUR_YCBCR709, cloud.colour_bits,
-                                geometry_crc=geometry_id(cloud.xyz), voxelize=voxelized)
+                                geometry_crc=geometry_hash(cloud.xyz), voxelize=voxelized)
     return Signal(inputs=normalised(cloud.xyz), colours=cloud.rgb, info=info, geometry=cloud.xyz)
