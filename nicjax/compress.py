@@ -17,7 +17,7 @@ import time
 
 from absl import flags
 
-from nicjax import cli, codec, codecs, config_flags, configs
+from nicjax import cli, codec, codecs, config_flags, configs, rate_control
 from nicjax.metrics import colour_psnr
 from nicjax.signals import color, image, pointcloud
 
@@ -30,6 +30,8 @@ flags.DEFINE_enum("codec", "nic", list(codecs.CODECS), "Point clouds: NIC or the
                   "(nicjax.baselines.raht; integer coordinates, 8-bit colours).")
 flags.DEFINE_float("raht_step", configs.RahtConfig.step, "RAHT: the uniform quantization step of the transform "
                    "coefficients.")
+flags.DEFINE_float("bpp", None, "Target bits per point (per pixel for images): the levels are chosen, and the "
+                   "network too unless --width/--depth are given (nicjax.rate_control); prints what was reached.")
 flags.DEFINE_bool("progress", sys.stderr.isatty(), "Show a progress bar while training (default: when stderr is "
                   "a terminal, so that logs get no carriage-return lines).")
 
@@ -58,6 +60,30 @@ def _report(output: str, data: bytes, count: int, unit: str, quality: str, secon
     print(f"time    {seconds}")
 
 
+def _check_bpp() -> None:
+    """--bpp: a positive target, for NIC only, and the levels are not given too."""
+    if FLAGS.bpp is None:
+        return
+    if FLAGS.codec != "nic":
+        cli.fail(f"--bpp is for the NIC codec, not --codec {FLAGS.codec} (whose rate is set by --raht_step)", 2)
+    if FLAGS["levels"].present:
+        cli.fail("--bpp chooses the levels: leave --levels out", 2)
+    try:
+        rate_control.check_target(FLAGS.bpp)
+    except ValueError as e:
+        cli.fail(str(e), 2)
+
+
+def _choose_network() -> bool:
+    return not (FLAGS["width"].present or FLAGS["depth"].present)
+
+
+def _report_rate(rate, unit: str) -> None:
+    print(f"rate    {rate_control.describe(rate, unit)}")
+    if rate.note:
+        print(f"note    {rate.note}")
+
+
 def _cloud_psnr(p: dict) -> str:
     return f"Y {p['y']:.2f} dB  U {p['u']:.2f} dB  V {p['v']:.2f} dB  YUV {p['yuv']:.2f} dB"
 
@@ -81,15 +107,22 @@ def compress_cloud(cloud: pointcloud.PointCloud, source: str, output: str | None
                    defaults: configs.CodecConfig | None = None) -> None:
     """`output` None: the demo, which writes no file."""
     print(f"input   {source}: {cloud.num_points} points")
+    _check_bpp()
     if FLAGS.codec == "raht":
         return compress_raht(cloud, output)
     config = _config(defaults)
     if config.colour_space not in ("auto", "ycbcr"):
         cli.fail("--colour_space: point clouds are coded in YCbCr", 2)
     try:
-        result = codec.compress_cloud(cloud, config, progress=FLAGS.progress)
+        if FLAGS.bpp is None:
+            result = codec.compress_cloud(cloud, config, progress=FLAGS.progress)
+        else:
+            result, rate = rate_control.compress_cloud_to_bpp(cloud, config, FLAGS.bpp, progress=FLAGS.progress,
+                                                              choose_network=_choose_network())
     except ValueError as e:
         cli.fail(str(e), 2)
+    if FLAGS.bpp is not None:
+        _report_rate(rate, "point")
     if output is not None:
         pointcloud.atomic_write(output, lambda f: f.write(result.data))
     _report(output or "(none written: give -o FILE to keep it)", result.data, len(result.xyz), "point",
@@ -127,10 +160,17 @@ def compress_image(img: image.Image, source: str, output: str) -> None:
         cli.fail("--voxelize is for point clouds", 2)
     kind = "RGB" if img.channels == 3 else f"grayscale {img.colour_bits}-bit"
     print(f"input   {source}: {img.width}×{img.height} {kind} image")
+    _check_bpp()
     try:
-        result = codec.compress_image(img, config, progress=FLAGS.progress)
+        if FLAGS.bpp is None:
+            result = codec.compress_image(img, config, progress=FLAGS.progress)
+        else:
+            result, rate = rate_control.compress_image_to_bpp(img, config, FLAGS.bpp, progress=FLAGS.progress,
+                                                              choose_network=_choose_network())
     except ValueError as e:
         cli.fail(str(e), 2)
+    if FLAGS.bpp is not None:
+        _report_rate(rate, "pixel")
     pointcloud.atomic_write(output, lambda f: f.write(result.data))
     space = "RGB" if img.channels == 3 else "gray"
     _report(output, result.data, img.num_pixels, "pixel",
