@@ -74,14 +74,20 @@ def _check_bpp() -> None:
         cli.fail(str(e), 2)
 
 
-def _choose_network() -> bool:
-    return not (FLAGS["width"].present or FLAGS["depth"].present)
-
-
-def _report_rate(rate, unit: str) -> None:
+def _encode(at_config, at_bpp, subject, config: configs.CodecConfig, unit: str):
+    """`at_config(subject, config)` codes at the config's operating point; with --bpp, `at_bpp(subject, config,
+    target)` picks the levels (and the network unless --width/--depth are given) and the rate reached is printed."""
+    try:
+        if FLAGS.bpp is None:
+            return at_config(subject, config, progress=FLAGS.progress)
+        choose_network = not (FLAGS["width"].present or FLAGS["depth"].present)
+        result, rate = at_bpp(subject, config, FLAGS.bpp, progress=FLAGS.progress, choose_network=choose_network)
+    except ValueError as e:
+        cli.fail(str(e), 2)
     print(f"rate    {rate_control.describe(rate, unit)}")
     if rate.note:
         print(f"note    {rate.note}")
+    return result
 
 
 def _cloud_psnr(p: dict) -> str:
@@ -113,16 +119,7 @@ def compress_cloud(cloud: pointcloud.PointCloud, source: str, output: str | None
     config = _config(defaults)
     if config.colour_space not in ("auto", "ycbcr"):
         cli.fail("--colour_space: point clouds are coded in YCbCr", 2)
-    try:
-        if FLAGS.bpp is None:
-            result = codec.compress_cloud(cloud, config, progress=FLAGS.progress)
-        else:
-            result, rate = rate_control.compress_cloud_to_bpp(cloud, config, FLAGS.bpp, progress=FLAGS.progress,
-                                                              choose_network=_choose_network())
-    except ValueError as e:
-        cli.fail(str(e), 2)
-    if FLAGS.bpp is not None:
-        _report_rate(rate, "point")
+    result = _encode(codec.compress_cloud, rate_control.compress_cloud_to_bpp, cloud, config, "point")
     if output is not None:
         pointcloud.atomic_write(output, lambda f: f.write(result.data))
     _report(output or "(none written: give -o FILE to keep it)", result.data, len(result.xyz), "point",
@@ -161,16 +158,7 @@ def compress_image(img: image.Image, source: str, output: str) -> None:
     kind = "RGB" if img.channels == 3 else f"grayscale {img.colour_bits}-bit"
     print(f"input   {source}: {img.width}×{img.height} {kind} image")
     _check_bpp()
-    try:
-        if FLAGS.bpp is None:
-            result = codec.compress_image(img, config, progress=FLAGS.progress)
-        else:
-            result, rate = rate_control.compress_image_to_bpp(img, config, FLAGS.bpp, progress=FLAGS.progress,
-                                                              choose_network=_choose_network())
-    except ValueError as e:
-        cli.fail(str(e), 2)
-    if FLAGS.bpp is not None:
-        _report_rate(rate, "pixel")
+    result = _encode(codec.compress_image, rate_control.compress_image_to_bpp, img, config, "pixel")
     pointcloud.atomic_write(output, lambda f: f.write(result.data))
     space = "RGB" if img.channels == 3 else "gray"
     _report(output, result.data, img.num_pixels, "pixel",
