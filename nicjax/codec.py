@@ -115,7 +115,12 @@ def reference_params(header: container.Header, init_search: tuple = ()):
         return model.init(jax.random.key(header.reference.seed))
     if kind == container.REFERENCE_ZEROS:
         return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(model.init, jax.random.key(0)))
-    return find_init(header.reference.id.hex(), init_search).params
+    init = find_init(header.reference.id.hex(), init_search)
+    if init.model != header.model:  # an init defines the architecture: no encoder writes another one against it
+        i, m = init.model, header.model
+        raise NicError(f"file is corrupted (it describes a {m.width}x{m.depth} network, ω0 {m.omega0:g}, coded against "
+                       f"init {init.id}, a {i.width}x{i.depth} network, ω0 {i.omega0:g})")
+    return init.params
 
 
 def find_init(init_id: str, init_search: tuple = ()) -> inits.Init:
@@ -142,7 +147,10 @@ def write(header: container.Header, params, reference, levels: int, steps=None) 
 def read(data: bytes, init_search: tuple = ()):
     """(header, params) of a file."""
     header, tensors = container.decode(data, representations.REGISTRY)
-    return header, quant.dequantize(tensors, reference_params(header, init_search))
+    params = quant.dequantize(tensors, reference_params(header, init_search))
+    if not all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(params)):
+        raise NicError("file is corrupted (its parameters are not finite)")
+    return header, params
 
 
 # --- encode --------------------------------------------------------------------------------------------------
@@ -214,6 +222,8 @@ def encode(signal: Signal, config: CodecConfig, *, progress: bool = True, callba
 def colours_at(header: container.Header, params, inputs: np.ndarray) -> np.ndarray:
     """The decoded colours (N, C) at network inputs, in the header's colour space and bits."""
     out = model_of(header).evaluate(params, inputs)
+    if not np.isfinite(out).all():  # no trained network gives these: steps far beyond what training writes
+        raise NicError("file is corrupted (its network gives non-finite colours)")
     return color.colours_from_outputs(out, header.signal.colour_bits, header.signal.colour_space)
 
 

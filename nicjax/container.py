@@ -28,6 +28,15 @@ given (`pointcloud.normalisation`). Little-endian; varints are unsigned LEB128.
 
 Version-2 files (SIREN only; the header without the representation byte) still decode: `decode` hands them to
 `nicjax.container_v2`, which reads them into the same Header.
+
+Only what the encoder writes decodes ("canonical form"): once the header and the symbols are decoded, they are
+encoded again and must give the file's bytes. That refuses every value an encoder cannot write (a step that is
+not a positive finite bfloat16, a seed of 2^32 or more, a network that does not fit the signal), non-minimal
+varints, a payload coded in the mode the encoder would not pick, and bytes after the symbols (measured: re-coding
+1 M symbols costs 0.2-0.3 s, 60-80% of decoding them). The work a header may ask for is bounded before anything is
+allocated: at most MAX_PARAMS coded values, no more than the payload can hold (`entropy.max_values`, ~1.45 M values
+per payload byte at the coder's probability floor), images of at most MAX_IMAGE_SIDE pixels a side and
+MAX_IMAGE_PIXELS in all.
 """
 
 from __future__ import annotations
@@ -54,6 +63,17 @@ ROLES = ("kernel", "bias", "latent")
 
 U32 = struct.Struct("<I")
 MAX_SEED = 1 << 32  # seeds are in [0, 2**32)
+MAX_IMAGE_SIDE = 65535  # pixels per side (each side is a varint; 16 bits were the format's first limit)
+# Pixels per image, and per decode at any scale: a decode holds the float32 grid (8 B/pixel, built from 32 B/pixel
+# of float64 temporaries), the network's outputs (4 B/pixel per channel) and float64 temporaries of the colour
+# conversion (24 B/pixel each for RGB): measured on CPU, an RGB decode peaks at 1.04 GB of resident memory at 2^23
+# pixels (4096×2048; 4K UHD, 3840×2160, fits) and at 1.78 GB at 2^24 (~89 B/pixel over the ~0.3 GB that Python,
+# numpy and JAX take). signals.image.MAX_DECODED_PIXELS is this constant, so the encoder refuses larger images too.
+MAX_IMAGE_PIXELS = 1 << 23
+# Coded values (network parameters) per file: 64x the largest network of the experiments (170x9, 2.4e5), and
+# what one decode holds in a few int64 copies (~1 GB at the cap, with the canonical re-coding).
+MAX_PARAMS = 1 << 24
+_MAX_FLOAT32 = float(np.finfo(np.float32).max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,12 +195,33 @@ def step_from_bits(bits: int) -> float:
     return float(np.uint32(bits << 16).view(np.float32))
 
 
+def check_signal(signal: SignalInfo) -> None:
+    """ValueError (one line) unless an encoder writes this signal section: point clouds in YCbCr (the paper's
+    loss; nicjax codes them in nothing else), images of 1 to MAX_IMAGE_SIDE pixels a side, MAX_IMAGE_PIXELS in all."""
+    if signal.kind not in (SIGNAL_POINTCLOUD, SIGNAL_IMAGE) or signal.colour_bits not in (8, 16) \
+            or signal.colour_space not in (COLOUR_YCBCR709, COLOUR_RGB):
+        raise ValueError(f"signal kind {signal.kind}, colour space {signal.colour_space}, {signal.colour_bits}-bit "
+                         "colours cannot be stored")
+    if signal.kind == SIGNAL_POINTCLOUD:
+        if signal.colour_space != COLOUR_YCBCR709:
+            raise ValueError("point-cloud colours are coded in YCbCr only")
+        if not 0 <= signal.geometry_crc < 1 << 32:
+            raise ValueError(f"geometry CRC {signal.geometry_crc} is not a 32-bit value")
+        return
+    h, w = signal.height, signal.width
+    if signal.voxelize:
+        raise ValueError("an image cannot be voxelized")
+    if not (1 <= h <= MAX_IMAGE_SIDE and 1 <= w <= MAX_IMAGE_SIDE):
+        raise ValueError(f"an image of {w}×{h} pixels: sides must be 1 to {MAX_IMAGE_SIDE}")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ValueError(f"an image of {w}×{h} pixels, over the {MAX_IMAGE_PIXELS} that nicjax decodes at once")
+
+
 def _flags(header: Header) -> int:
     s, r = header.signal, header.reference
-    if s.kind not in (SIGNAL_POINTCLOUD, SIGNAL_IMAGE) or s.colour_bits not in (8, 16) \
-            or s.colour_space not in (COLOUR_YCBCR709, COLOUR_RGB) \
-            or r.kind not in (REFERENCE_ZEROS, REFERENCE_SEEDED, REFERENCE_ARTEFACT):
-        raise ValueError(f"header cannot be stored: {header}")
+    check_signal(s)
+    if r.kind not in (REFERENCE_ZEROS, REFERENCE_SEEDED, REFERENCE_ARTEFACT):
+        raise ValueError(f"reference kind {r.kind} cannot be stored")
     return s.kind | s.colour_space << 2 | (s.colour_bits == 16) << 3 | bool(s.voxelize) << 4 | r.kind << 5
 
 
@@ -202,18 +243,57 @@ def _reference_bytes(reference: Reference) -> bytes:
     return b""
 
 
-def encode(header: Header, tensors: list[CodedTensor], representations) -> bytes:
-    """The file's bytes. `representations`: registry id → representation (nicjax.representations.REGISTRY)."""
-    rep = representations[header.representation]
-    specs = rep.tensors(header.model)
-    if [t.spec for t in tensors] != specs:
-        raise ValueError("coded tensors do not match the representation in the header")
+def representation_of(header: Header, representations):
+    if header.representation not in representations:
+        raise ValueError(f"representation {header.representation} is not known")
+    return representations[header.representation]
+
+
+def steps_bytes(steps) -> bytes:
+    return struct.pack(f"<{len(steps)}H", *(step_bits(s) for s in steps))
+
+
+def check_size(specs: list[TensorSpec]) -> None:
+    total = sum(s.size for s in specs)
+    if total > MAX_PARAMS:
+        raise ValueError(f"{total} coded values (nicjax codes at most {MAX_PARAMS})")
+
+
+def header_bytes(header: Header, steps, representations) -> bytes:
+    """Everything before the payload, as the encoder writes it; ValueError for a header it cannot write."""
+    rep = representation_of(header, representations)
     out = bytearray(MAGIC + bytes([VERSION, _flags(header)]))
     out += _signal_bytes(header.signal)
     out += bytes([header.representation]) + rep.config_bytes(header.model)
     out += _reference_bytes(header.reference)
-    out += struct.pack(f"<{len(tensors)}H", *(step_bits(t.step) for t in tensors))
-    out += entropy.encode_ints([t.symbols for t in tensors], [ROLES.index(t.spec.role) for t in tensors])
+    out += steps_bytes(steps)
+    return bytes(out)
+
+
+def payload_bytes(tensors: list[CodedTensor], encode_ints=entropy.encode_ints) -> bytes:
+    return encode_ints([t.symbols for t in tensors], [ROLES.index(t.spec.role) for t in tensors])
+
+
+def encode(header: Header, tensors: list[CodedTensor], representations) -> bytes:
+    """The file's bytes. `representations`: registry id → representation (nicjax.representations.REGISTRY).
+
+    ValueError for anything the decoder would refuse: the header written is parsed back as `decode` parses it."""
+    rep = representation_of(header, representations)
+    specs = rep.tensors(header.model)
+    if [t.spec for t in tensors] != specs:
+        raise ValueError("coded tensors do not match the representation in the header")
+    check_size(specs)
+    head = header_bytes(header, [t.step for t in tensors], representations)
+    try:
+        parsed, _ = parse_header(Reader(head, len(head), pos=3), representations)
+    except NicError as e:
+        why = str(e)
+        if why.startswith("file is corrupted (") and why.endswith(")"):
+            why = why[len("file is corrupted ("):-1]
+        raise ValueError(f"header cannot be stored: {why}")
+    if header_bytes(parsed, parsed.steps, representations) != head:
+        raise ValueError("header cannot be stored: it does not read back as written")
+    out = bytearray(head + payload_bytes(tensors))
     out += U32.pack(zlib.crc32(out))
     return bytes(out)
 
@@ -261,21 +341,73 @@ def read_reference(read: Reader, kind: int) -> Reference:
     return Reference(kind)
 
 
-def read_tensors(data: bytes, read: Reader, specs: list[TensorSpec], decode_ints=entropy.decode_ints
-                 ) -> tuple[tuple, list[CodedTensor]]:
-    """The steps section and the payload (which runs from the cursor to the checksum)."""
-    raw = struct.unpack(f"<{len(specs)}H", read.take(2 * len(specs)))
-    steps = tuple(step_from_bits(b) for b in raw)
+def read_steps(read: Reader, n: int) -> tuple:
+    """The steps section: n bfloat16 steps, each positive and finite."""
+    steps = tuple(step_from_bits(b) for b in struct.unpack(f"<{n}H", read.take(2 * n)))
     for s in steps:
         if not (np.isfinite(s) and s > 0):
-            raise NicError(f"file is corrupted (quantization step {s})")
+            raise NicError(f"file is corrupted (quantization step {s:g})")
+    return steps
+
+
+def check_canonical_header(data: bytes, header: Header, end: int, header_bytes=header_bytes, *args) -> None:
+    """NicError unless data[:end] is what the encoder writes for `header` (canonical form)."""
     try:
-        arrays = decode_ints(data[read.pos:read.end], [s.size for s in specs], [ROLES.index(s.role) for s in specs])
+        expected = header_bytes(header, header.steps, *args)
+    except ValueError as e:
+        raise NicError(f"file is corrupted ({e})")
+    if expected != data[:end]:
+        raise NicError("file is corrupted (its header is not as an encoder writes it)")
+
+
+def read_tensors(data: bytes, read: Reader, header: Header, specs: list[TensorSpec], decode_ints=entropy.decode_ints,
+                 encode_ints=entropy.encode_ints, max_values=entropy.max_values) -> list[CodedTensor]:
+    """The payload (which runs from the cursor to the checksum), decoded and checked to be in canonical form: the
+    symbols coded again give the same bytes. The work is bounded before anything is decoded."""
+    payload = data[read.pos:read.end]
+    total = sum(s.size for s in specs)
+    try:
+        check_size(specs)
+    except ValueError as e:
+        raise NicError(f"file is corrupted ({e})")
+    if total > max_values(len(payload)):
+        raise NicError(f"file is corrupted (a payload of {len(payload)} bytes cannot hold {total} values)")
+    kinds = [ROLES.index(s.role) for s in specs]
+    try:
+        arrays = decode_ints(payload, [s.size for s in specs], kinds)
+        canonical = encode_ints(arrays, kinds) == payload
     except NicError:
         raise
-    except Exception as e:  # a checksum collision or an encoder bug: still one clear line
-        raise NicError(f"payload cannot be decoded ({type(e).__name__})")
-    return steps, [CodedTensor(spec, np.float32(st), a) for spec, st, a in zip(specs, steps, arrays)]
+    except MemoryError:
+        raise NicError("payload cannot be decoded (out of memory)")
+    except Exception as e:  # a damaged payload whose checksum collided: still one clear line
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NicError(f"file is corrupted ({first})")
+    if not canonical:
+        raise NicError("file is corrupted (its payload is not as an encoder writes it)")
+    for spec, step, a in zip(specs, header.steps, arrays):
+        # q·step stands for a difference of two float32 weights: the encoder never writes one that overflows
+        if a.size and float(np.abs(a).max()) * step > _MAX_FLOAT32:
+            raise NicError(f"file is corrupted ({spec.name}: values beyond float32)")
+    return [CodedTensor(spec, np.float32(st), a) for spec, st, a in zip(specs, header.steps, arrays)]
+
+
+def parse_header(read: Reader, representations) -> tuple[Header, list[TensorSpec]]:
+    """The header of a version-3 file from the cursor past the version byte through the steps section."""
+    signal, reference_kind = read_signal(read, read.byte())
+    rep_id = read.byte()
+    if rep_id not in representations:
+        raise NicError(f"file uses representation {rep_id}, which this nicjax does not know")
+    rep = representations[rep_id]
+    model = rep.config_from_bytes(read, signal)
+    reference = read_reference(read, reference_kind)
+    specs = rep.tensors(model)
+    try:
+        check_size(specs)
+    except ValueError as e:
+        raise NicError(f"file is corrupted ({e})")
+    steps = read_steps(read, len(specs))
+    return Header(signal, rep_id, model, reference, steps), specs
 
 
 def decode(data: bytes, representations) -> tuple[Header, list[CodedTensor]]:
@@ -287,12 +419,6 @@ def decode(data: bytes, representations) -> tuple[Header, list[CodedTensor]]:
         return container_v2.decode(data, representations)
     # Past the checksum, a malformed header means a damaged file whose checksum collided (or an encoder bug).
     read = Reader(data, len(data) - 4, pos=3)
-    signal, reference_kind = read_signal(read, read.byte())
-    rep_id = read.byte()
-    if rep_id not in representations:
-        raise NicError(f"file uses representation {rep_id}, which this nicjax does not know")
-    rep = representations[rep_id]
-    model = rep.config_from_bytes(read, signal)
-    reference = read_reference(read, reference_kind)
-    steps, tensors = read_tensors(data, read, rep.tensors(model))
-    return Header(signal, rep_id, model, reference, steps), tensors
+    header, specs = parse_header(read, representations)
+    check_canonical_header(data, header, read.pos, header_bytes, representations)
+    return header, read_tensors(data, read, header, specs)

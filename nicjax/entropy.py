@@ -33,7 +33,8 @@ categories per m in increasing m; (plain) the values' categories; then the signs
 each category c >= 2 in increasing order its values' first modelled mantissa bits and (c >= 3) their second, then
 all raw bits (each value's remaining bits, most significant first, values in order). An empty input codes to b"".
 
-Decoding a damaged payload raises ValueError in time and memory O(sum(sizes)): the decoder tracks the ideal code
+Decoding a damaged payload raises ValueError in time and memory O(sum(sizes)), and sizes that the payload cannot
+hold (`max_values`) are refused before anything is decoded. The decoder tracks the ideal code
 length (-log2 of the frozen tables' probabilities) of what it decodes; range_coder's output is never shorter than
 that and longer by at most a few bits, so a payload that ends early (by more than a byte) is caught as soon as
 the ideal length passes the payload's (`_SHORT_BITS`), and one with bytes to spare (`_SPARE_BITS`) at the end.
@@ -68,6 +69,18 @@ _SHORT_BITS = 8  # payload bits may fall short of the ideal length of what it de
 _SPARE_BITS = 40  # ... and exceed it by this much plus _SPARE_PER_SYMBOL per coded symbol (18x the measured rate)
 _SPARE_PER_SYMBOL = 1e-3
 _PLAIN, _GROUPED = 0, 1
+# The cheapest symbol any model codes: a binary model's rarer count stays >= 1 (halving rounds up) and totals stay
+# <= _LIMIT, so no symbol is likelier than 1 - 1/_LIMIT: at least -log2(1 - 1/8192) = 1.761e-4 bits. At best one
+# symbol (an all-zero group's largest category) stands for _GROUP values, so a payload of B bytes, which the
+# decoder lets fall short of its ideal length by _SHORT_BITS, holds at most MAX_VALUES_PER_BIT * (8 B + 8) values
+# (~1.45 M per byte): a header that asks for more is refused before anything is decoded or allocated.
+MIN_SYMBOL_BITS = -math.log2(1 - 1 / _LIMIT)
+MAX_VALUES_PER_BIT = _GROUP / MIN_SYMBOL_BITS
+
+
+def max_values(payload_bytes: int) -> int:
+    """The most values a payload of this many bytes can decode to (see MIN_SYMBOL_BITS)."""
+    return int(MAX_VALUES_PER_BIT * (8 * payload_bytes + _SHORT_BITS))
 
 
 def _block_lengths(sizes: Sequence[int], unit: int):
@@ -353,6 +366,9 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
         raise ValueError("array sizes must be non-negative")
     data = bytes(data)
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(sizes)
+    if sum(sizes) > max_values(len(data)):
+        raise ValueError(f"entropy payload is truncated or corrupted ({len(data)} bytes cannot hold {sum(sizes)} "
+                         "values)")
     if sum(sizes) == 0:
         if data:
             raise ValueError("entropy payload is corrupted (bytes but no symbols)")

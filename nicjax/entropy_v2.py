@@ -15,10 +15,15 @@ Binarisation (in the spirit of DeepCABAC / JPEG categories), per integer q:
 Few contexts means little learning cost, so small layers code close to their empirical entropy with no side
 information in the header. Contexts live for a whole stream (they carry over from one array to the next),
 with one set of contexts per caller-given `kind` (e.g. kernels vs biases).
+
+Decoding a damaged payload raises ValueError in bounded time: sizes the payload cannot hold (`max_values`) are
+refused before decoding, and the decoder tracks the ideal code length of what it decodes, stopping once that
+passes the payload's length (range_coder's output is never shorter than it; as in `nicjax.entropy`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from itertools import accumulate
@@ -32,6 +37,15 @@ MODELLED_MANTISSA_BITS = 2
 _LIMIT = 1 << 13  # halve counts above this total: keeps totals far below range_coder's 16-bit precision
 _INC = 24  # count increment per observed symbol: fast adaptation, small learning cost
 _RAW_CDF = [0, 1, 2]
+_SHORT_BITS = 8  # the payload may fall short of the ideal length of what it decodes to by this much
+# The cheapest value: every value codes its category with a model of MAX_CATEGORY + 1 symbols whose counts stay
+# >= 1 and total <= _LIMIT, so at least -log2(1 - 32/8192) = 5.65e-3 bits: at most ~1417 values per payload byte.
+MIN_VALUE_BITS = -math.log2(1 - MAX_CATEGORY / _LIMIT)
+
+
+def max_values(payload_bytes: int) -> int:
+    """The most values a payload of this many bytes can decode to (see MIN_VALUE_BITS)."""
+    return int((8 * payload_bytes + _SHORT_BITS) / MIN_VALUE_BITS)
 
 
 class _Adaptive:
@@ -127,6 +141,15 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
     kinds = [0] * len(sizes) if kinds is None else list(kinds)
     if len(kinds) != len(sizes):
         raise ValueError("one kind per array")
+    sizes = [int(n) for n in sizes]
+    if any(n < 0 for n in sizes):
+        raise ValueError("array sizes must be non-negative")
+    data = bytes(data)
+    if sum(sizes) > max_values(len(data)):
+        raise ValueError(f"entropy payload is truncated or corrupted ({len(data)} bytes cannot hold {sum(sizes)} "
+                         "values)")
+    budget = 8 * len(data) + _SHORT_BITS  # the ideal length of what is decoded may not pass this
+    log2 = math.log2
     contexts: dict[int, _Contexts] = {}
     fd, path = tempfile.mkstemp(suffix=".rc")
     try:
@@ -134,24 +157,38 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
             f.write(data)
         dec = range_coder.RangeDecoder(path)
         out = []
+        ideal = 0.0
         for size, kind in zip(sizes, kinds):
             ctx = contexts.setdefault(kind, _Contexts())
             mags = [0] * size
             signs = [0] * size
             raw_plan: list[tuple[int, int]] = []  # (index, number of raw low bits)
             for i in range(size):
-                c = dec.decode(1, ctx.category.cdf())[0]
-                ctx.category.update(c)
+                model = ctx.category
+                c = dec.decode(1, model.cdf())[0]
+                if c > MAX_CATEGORY:
+                    raise ValueError("entropy payload is corrupted (symbol out of range)")
+                ideal += log2(model.total / model.freq[c])
+                model.update(c)
+                if ideal > budget:
+                    raise ValueError("entropy payload is truncated or corrupted (it ends before its symbols)")
                 if c == 0:
                     continue
-                s = dec.decode(1, ctx.sign.cdf())[0]
-                ctx.sign.update(s)
+                model = ctx.sign
+                s = dec.decode(1, model.cdf())[0]
+                if s > 1:
+                    raise ValueError("entropy payload is corrupted (symbol out of range)")
+                ideal += log2(model.total / model.freq[s])
+                model.update(s)
                 m = 1
                 n_raw = 0
                 for pos in range(c - 2, -1, -1):
                     if c - 2 - pos < MODELLED_MANTISSA_BITS:
                         model = ctx.mantissa_model(c, pos)
                         bit = dec.decode(1, model.cdf())[0]
+                        if bit > 1:
+                            raise ValueError("entropy payload is corrupted (symbol out of range)")
+                        ideal += log2(model.total / model.freq[bit])
                         model.update(bit)
                         m = (m << 1) | bit
                     else:
@@ -161,6 +198,9 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
                 mags[i] = m
                 signs[i] = s
             total_raw = sum(n for _, n in raw_plan)
+            ideal += total_raw
+            if ideal > budget:
+                raise ValueError("entropy payload is truncated or corrupted (it ends before its symbols)")
             if total_raw:
                 bits = dec.decode(total_raw, _RAW_CDF)
                 k = 0

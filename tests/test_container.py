@@ -1,6 +1,7 @@
 import dataclasses
 import subprocess
 import sys
+import zlib
 
 import jax
 import numpy as np
@@ -46,12 +47,88 @@ def test_image_header_round_trip():
     assert h2.signal == image and h2.model == config
 
 
+def forged(data: bytes, pos: int, value: int) -> bytes:
+    """`data` with byte `pos` set to `value` and the CRC recomputed (what a buggy writer or an attacker makes)."""
+    body = bytearray(data[:-4])
+    body[pos] = value
+    return bytes(body) + container.U32.pack(zlib.crc32(body))
+
+
 def test_a_network_that_does_not_fit_the_signal_is_refused():
-    """A point-cloud file whose network takes 2 inputs, or an image's with 2 outputs: damaged, not decoded."""
-    _, _, data = make_file(signal=container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=4,
-                                                       width=4))
-    with pytest.raises(NicError, match="inputs"):
-        container.decode(data, REGISTRY)
+    """A point-cloud file whose network takes 2 inputs, or an image's with 2 outputs: the encoder cannot write it,
+    and such a file is damaged, not decoded."""
+    with pytest.raises(ValueError, match="inputs"):
+        make_file(signal=container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=4, width=4))
+    _, _, data = make_file()
+    dims = 3 + 1 + 4 + 1  # magic and version, flags, geometry CRC, representation: then in_dim·16 + out_dim
+    assert data[dims] == 0x33
+    for bad in (0x23, 0x31, 0x34, 0x13):
+        with pytest.raises(NicError, match="inputs"):
+            container.decode(forged(data, dims, bad), REGISTRY)
+
+
+def test_what_no_encoder_writes_is_refused_even_with_a_valid_checksum():
+    """Canonical form: a non-minimal varint, a step that is not positive and finite, a seed of 2^32, trailing
+    bytes, an image side of 0 or over the limits: each with the CRC recomputed."""
+    _, _, data = make_file()
+    seed_at = 3 + 1 + 4 + 1 + 1 + 1 + 1 + 4
+    assert data[seed_at] == 7
+    head, rest = data[:seed_at], data[seed_at + 1:-4]
+
+    def crc(body):
+        return body + container.U32.pack(zlib.crc32(body))
+
+    bad = [crc(head + b"\x87\x00" + rest),  # seed 7 as a two-byte varint
+           crc(head + b"\x80\x80\x80\x80\x10" + rest),  # seed 2^32
+           crc(data[:-4] + b"\x00"),  # a trailing byte
+           ]
+    steps_at = seed_at + 1
+    for bits in (0x0000, 0x8000 | 0x3C00, 0x7F80, 0x7FC0, 0xFF80):  # 0, negative, +inf, NaN, -inf
+        bad.append(crc(data[:steps_at] + bits.to_bytes(2, "little") + data[steps_at + 2:-4]))
+    for b in bad:
+        with pytest.raises(NicError, match="corrupted"):
+            container.decode(b, REGISTRY)
+    image = container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=4, width=4)
+    config = siren.SirenConfig(in_dim=2, out_dim=3, width=16, depth=2)
+    params = siren.init_params(config, jax.random.key(0))
+    q = quantize.quantize(params, params, 16, specs=siren.SIREN.tensors(config))
+    for h, w in ((0, 4), (65536, 1), (4097, 2048), (1 << 30, 1)):
+        header = container.Header(dataclasses.replace(image, height=h, width=w), siren.SIREN.id, config)
+        with pytest.raises(ValueError, match="pixels"):
+            container.encode(header, q, REGISTRY)
+    data = container.encode(container.Header(image, siren.SIREN.id, config), q, REGISTRY)
+    for varints in (b"\x00\x04", b"\x80\x80\x04\x04", b"\x81\x80\x04\x80\x80\x04"):  # 0 high, 65536 high, 65537²
+        forged_file = crc(data[:4] + varints + data[6:-4])
+        with pytest.raises(NicError, match="corrupted"):
+            container.decode(forged_file, REGISTRY)
+
+
+def test_16_bit_colour_images_and_rgb_clouds_are_refused():
+    """What no encoder writes: a 16-bit image with three outputs (16-bit images are grayscale), a point cloud in
+    RGB (clouds are coded in YCbCr)."""
+    with pytest.raises(ValueError, match="outputs"):
+        make_file(signal=container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, 16, height=4, width=4))
+    with pytest.raises(ValueError, match="YCbCr"):
+        make_file(signal=dataclasses.replace(CLOUD, colour_space=container.COLOUR_RGB))
+
+
+def test_the_payload_bounds_the_work_a_header_asks_for():
+    """A header may not ask for more values than the payload can hold (entropy.max_values) or than MAX_PARAMS."""
+    config = siren.SirenConfig(width=2048, depth=4)  # 1.3e7 parameters, within MAX_PARAMS
+    assert config.num_params() <= container.MAX_PARAMS
+    _, _, data = make_file()
+    width_at = 3 + 1 + 4 + 1 + 1
+    assert data[width_at] == 16
+    head = data[:width_at] + container.varint(2048) + bytes([4]) + data[width_at + 2:]
+    # the steps section is now too short for the larger network: refused as a header that runs past the end,
+    # or by the payload bound, in well under a second
+    import time
+    t = time.perf_counter()
+    with pytest.raises(NicError, match="corrupted"):
+        container.decode(head[:-4] + container.U32.pack(zlib.crc32(head[:-4])), REGISTRY)
+    assert time.perf_counter() - t < 2
+    with pytest.raises(ValueError, match="parameters"):
+        siren.check_config(siren.SirenConfig(width=4096, depth=3))
 
 
 def test_every_truncation_is_rejected():

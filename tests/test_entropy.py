@@ -173,3 +173,37 @@ def test_golden_stream_mixed_modes():
     assert entropy._plan_kind(dense, entropy._PLAIN).bits < entropy._plan_kind(dense, entropy._GROUPED).bits
     data = _round_trip([sparse, dense], [0, 1])
     assert hashlib.sha256(data).hexdigest()[:16] == "6825a065134ab7b3"
+
+
+def test_the_payload_bounds_the_values_it_can_hold():
+    """A payload of B bytes holds at most max_values(B) values (the coder's probability floor, 1.76e-4 bits per
+    symbol, and one symbol per all-zero group of 32): sizes beyond that are refused before decoding."""
+    assert abs(entropy.MIN_SYMBOL_BITS - 1.7613e-4) < 1e-7
+    assert 1_450_000 < entropy.max_values(1) / 2 < 1_460_000  # (8·1 + 8) bits
+    for n in (1, 1000, 3_000_000):
+        data = entropy.encode_ints([np.zeros(n, np.int64)])
+        assert n <= entropy.max_values(len(data))
+        data_v2 = entropy_v2.encode_ints([np.zeros(min(n, 20_000), np.int64)])
+        assert min(n, 20_000) <= entropy_v2.max_values(len(data_v2))
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="cannot hold"):
+        entropy.decode_ints(b"\0" * 10, [10**12])
+    with pytest.raises(ValueError, match="cannot hold"):
+        entropy_v2.decode_ints(b"\0" * 10, [10**6])
+    assert time.perf_counter() - t < 1
+
+
+def test_version_2_decoder_catches_a_payload_that_ends_early():
+    rng = np.random.default_rng(8)
+    arrays = [np.rint(rng.laplace(0, 5, 3000)).astype(np.int64), np.rint(rng.laplace(0, 0.4, 4000)).astype(int)]
+    data = entropy_v2.encode_ints(arrays, [0, 1])
+    for cut in [3, 17, len(data) // 2]:
+        with pytest.raises(ValueError):
+            entropy_v2.decode_ints(data[:-cut], [a.size for a in arrays], [0, 1])
+    for seed in range(20):  # no valid stream is refused
+        r = np.random.default_rng(seed)
+        arrays = [np.rint(r.laplace(0, r.choice([0.05, 1, 30, 3000]), int(r.integers(1, 3000)))).astype(np.int64)
+                  for _ in range(3)]
+        data = entropy_v2.encode_ints(arrays, [0, 1, 0])
+        for a, b in zip(arrays, entropy_v2.decode_ints(data, [a.size for a in arrays], [0, 1, 0])):
+            np.testing.assert_array_equal(a, b)

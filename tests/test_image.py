@@ -193,8 +193,12 @@ def test_an_image_too_large_to_decode_is_worded_for_what_was_asked(tmp_path, enc
     _, result = encoded
     header, quantized = container.decode(result.data, representations.REGISTRY)
     big = dataclasses.replace(header, signal=dataclasses.replace(header.signal, height=20000, width=20000))
-    # 4e8 pixels: over MAX_DECODED_PIXELS
-    (tmp_path / "big.nic").write_bytes(container.encode(big, quantized, representations.REGISTRY))
+    # 4e8 pixels: over MAX_DECODED_PIXELS, so no encoder writes such a file; forged, it is a corrupted one
+    with pytest.raises(ValueError, match="over the"):
+        container.encode(big, quantized, representations.REGISTRY)
+    with monkeypatch.context() as patch:
+        patch.setattr(container, "MAX_IMAGE_PIXELS", 1 << 40)
+        (tmp_path / "big.nic").write_bytes(container.encode(big, quantized, representations.REGISTRY))
     (tmp_path / "small.nic").write_bytes(result.data)
 
     def error(*args):
@@ -204,9 +208,9 @@ def test_an_image_too_large_to_decode_is_worded_for_what_was_asked(tmp_path, enc
         assert len(lines) == 1, proc.stderr
         return lines[0]
 
-    line = error("big.nic", "-o", "big.png")  # no --scale given: the image itself is too large
-    assert "--scale:" not in line and line.startswith("error: big.nic: the image is 20000×20000 pixels"), line
-    assert "decode it smaller with --scale" in line
+    line = error("big.nic", "-o", "big.png")
+    assert line == (f"error: file is corrupted (an image of 20000×20000 pixels, over the {image.MAX_DECODED_PIXELS} "
+                    "that nicjax decodes at once)"), line
     assert error("small.nic", "-o", "huge.png", "--scale", "1000").startswith("error: --scale: a 1000× decode")
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
     monkeypatch.setattr(image, "MAX_DECODED_PIXELS", 100)  # compress refuses such an image before training

@@ -167,3 +167,32 @@ def test_tiny_clouds():
         data, recon = raht.encode_with_reconstruction(coords, rgb, 1.0)
         np.testing.assert_array_equal(raht.decode(data, coords), recon)
         assert np.abs(recon.astype(int) - rgb).max() <= 1
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_what_no_encoder_writes_is_refused_even_with_a_valid_crc():
+    """Steps that are not positive and finite, coefficients larger than any colours give, a payload with a byte
+    cut off or added: ValueError, one line."""
+    import struct
+
+    coords, rgb = _cloud(n=500, seed=13)
+    data = raht.encode(coords, rgb, step=8.0)
+    for step in (0.0, -8.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="step"):
+            raht.decode(_with_crc(data[:3] + struct.pack("<f", step) + data[7:-4]), coords)
+    with pytest.raises(ValueError, match="coefficients"):  # the same symbols, each standing for 10^6 times more
+        raht.decode(_with_crc(data[:3] + struct.pack("<f", 8e6) + data[7:-4]), coords)
+    for body in (data[:-5], data[:-4] + b"\0"):  # the payload's last byte cut off, a byte appended
+        with pytest.raises(ValueError):
+            raht.decode(_with_crc(body), coords)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # damage anywhere, CRC recomputed: ValueError or an exact (canonical) decode
+        body = bytearray(data[:-4])
+        body[int(rng.integers(len(body)))] ^= 1 << int(rng.integers(8))
+        try:
+            raht.decode(_with_crc(bytes(body)), coords)
+        except ValueError as e:
+            assert "\n" not in str(e)

@@ -18,6 +18,11 @@ adjacent entries whose codes agree above the current bit. Only the ~3*depth step
 Codec: RGB -> BT.709 YCbCr, forward RAHT, uniform quantisation q = round(coef / step) (same step for all
 channels), block-adaptive range coding of q with `nicjax.entropy.encode_ints`, coarse coefficients first.
 Version 3 files use that coder; version 2 files (the per-symbol coder, `nicjax.entropy_v2`) still decode.
+
+Decoding accepts only what the encoder writes: a positive finite step, coefficients whose energy the colours can
+have (the transform is orthonormal: per channel ||q·step|| <= sqrt(N)·(256 + step/2)), and the canonical form (the
+symbols coded again give the file's payload; ~60% of the entropy decode's time). Anything else, and any failure
+while decoding, is one ValueError line.
 """
 
 from __future__ import annotations
@@ -258,8 +263,25 @@ def encode(coords_int, rgb_uint8, step: float) -> bytes:
     return _encode(coords_int, rgb_uint8, step)[0]
 
 
+_ENCODERS = {2: entropy_v2.encode_ints, 3: entropy.encode_ints}  # version -> its entropy encoder (canonical form)
+
+
 def decode(data: bytes, coords_int) -> np.ndarray:
-    """Bitstream + the same geometry (any point order) -> (N, 3) uint8 RGB in the order of `coords_int`."""
+    """Bitstream + the same geometry (any point order) -> (N, 3) uint8 RGB in the order of `coords_int`.
+
+    ValueError (one line) for a damaged or hostile bitstream or a geometry that does not fit; no other exception."""
+    try:
+        return _decode(data, coords_int)
+    except ValueError:
+        raise
+    except MemoryError:
+        raise ValueError("RAHT bitstream cannot be decoded (out of memory)")
+    except Exception as e:  # a damaged stream whose checksum collided: still one clear line
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ValueError(f"RAHT bitstream is corrupted ({type(e).__name__}{': ' + first if first else ''})")
+
+
+def _decode(data: bytes, coords_int) -> np.ndarray:
     data = bytes(data)
     if len(data) < _HEADER.size + _TRAILER.size:
         raise ValueError("RAHT bitstream truncated: shorter than its header")
@@ -271,6 +293,8 @@ def decode(data: bytes, coords_int) -> np.ndarray:
     _, version, step, geom_crc = _HEADER.unpack(data[:_HEADER.size])
     if version not in _DECODERS:
         raise ValueError(f"unsupported RAHT bitstream version {version}")
+    if not (np.isfinite(step) and step > 0):
+        raise ValueError(f"RAHT bitstream corrupted (step {step:g})")
     coords = check_coords(coords_int)
     structure = raht_structure(coords)
     crc = geometry_crc(coords, structure.order)
@@ -278,5 +302,12 @@ def decode(data: bytes, coords_int) -> np.ndarray:
         raise ValueError(f"geometry mismatch: bitstream was encoded for geometry CRC {geom_crc:#010x}, got "
                          f"{len(coords)} points with CRC {crc:#010x}")
     payload = data[_HEADER.size:-_TRAILER.size]
-    q = np.stack(_DECODERS[version](payload, [len(coords)] * 3, _coding_layout(3)), axis=1)
-    return _reconstruct(q, step, structure)
+    arrays = _DECODERS[version](payload, [len(coords)] * 3, _coding_layout(3))
+    # Orthonormal transform: each channel's coefficients have the energy of its values (YCbCr within [0, 256]: Cb and Cr reach 255.5), and
+    # rounding moves each by at most step/2.
+    bound = np.sqrt(len(coords)) * (256.0 + step / 2) * (1 + 1e-9) + 1e-6
+    if any(np.linalg.norm(a.astype(np.float64) * step) > bound for a in arrays):
+        raise ValueError("RAHT bitstream corrupted (coefficients larger than any colours give)")
+    if _ENCODERS[version](arrays, _coding_layout(3)) != payload:
+        raise ValueError("RAHT bitstream corrupted (its payload is not as the encoder writes it)")
+    return _reconstruct(np.stack(arrays, axis=1), step, structure)

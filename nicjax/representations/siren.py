@@ -127,13 +127,15 @@ def apply(config: SirenConfig, params, coords):
 
 
 _OMEGAS = struct.Struct("<ee")
-MAX_WIDTH = 4096  # the widest network the header may ask for (4096x255 is 4.3 G parameters: the payload bounds it)
+MAX_WIDTH = 4096  # the widest network the header may ask for (container.MAX_PARAMS bounds the whole network)
 # What each kind of signal feeds the network and reads from it (container.SIGNAL_*: (in_dim, allowed out_dims)).
 SIGNAL_IO = {container.SIGNAL_POINTCLOUD: (3, (3,)), container.SIGNAL_IMAGE: (2, (1, 3))}
 
 
-def check_config(config: SirenConfig) -> None:
-    """ValueError (one line) unless the header can store this SIREN exactly."""
+def check_config(config: SirenConfig, signal: container.SignalInfo | None = None) -> None:
+    """ValueError (one line) unless the header can store this SIREN exactly (and, given the signal, unless an
+    encoder writes it for that signal: SIGNAL_IO's inputs and outputs, three outputs for YCbCr, one for 16-bit
+    images, which are grayscale)."""
     for name, value in (("omega0", config.omega0), ("omega", config.omega)):
         if not np.isfinite(value) or float(np.float16(value)) != value or not value > 0:
             raise ValueError(f"{name} = {value:g} cannot be stored exactly (the header holds a positive float16): "
@@ -144,6 +146,18 @@ def check_config(config: SirenConfig) -> None:
     if not (1 <= config.depth <= 99 and 1 <= config.width <= MAX_WIDTH):
         raise ValueError(f"a {config.width}x{config.depth} network cannot be stored (width 1 to {MAX_WIDTH}, "
                          "depth 1 to 99)")
+    if config.num_params() > container.MAX_PARAMS:
+        raise ValueError(f"a {config.width}x{config.depth} network has {config.num_params()} parameters, over the "
+                         f"{container.MAX_PARAMS} that nicjax codes")
+    if signal is None:
+        return
+    if signal.kind not in SIGNAL_IO:
+        raise ValueError(f"signal kind {signal.kind} is not known")
+    in_dim, out_dims = SIGNAL_IO[signal.kind]
+    if config.in_dim != in_dim or config.out_dim not in out_dims or \
+            (signal.colour_space == container.COLOUR_YCBCR709 and config.out_dim != 3) or \
+            (signal.kind == container.SIGNAL_IMAGE and signal.colour_bits == 16 and config.out_dim != 1):
+        raise ValueError(f"a network with {config.in_dim} inputs and {config.out_dim} outputs for this signal")
 
 
 class SirenRepresentation:
@@ -169,15 +183,9 @@ class SirenRepresentation:
         config = SirenConfig(in_dim=dims >> 4, out_dim=dims & 15, width=width, depth=depth, omega0=float(omega0),
                              omega=float(omega))
         try:
-            check_config(config)
+            check_config(config, signal)
         except ValueError as e:
             raise NicError(f"file is corrupted ({e})")
-        if signal is not None:
-            in_dim, out_dims = SIGNAL_IO[signal.kind]
-            if config.in_dim != in_dim or config.out_dim not in out_dims or \
-                    (signal.colour_space == container.COLOUR_YCBCR709 and config.out_dim != 3):
-                raise NicError(f"file is corrupted (a network with {config.in_dim} inputs and {config.out_dim} "
-                               "outputs for this signal)")
         return config
 
     def tensors(self, config: SirenConfig) -> list[container.TensorSpec]:

@@ -11,7 +11,7 @@ What is coded: 8-bit RGB (Pillow modes RGB, and P/CMYK/YCbCr/LAB/HSV converted t
 and 16-bit grayscale (I;16, or I with values in [0, 65535]) as one channel. An alpha channel that is fully
 opaque is dropped; a transparent one is refused (nicjax does not code alpha), as are 16-bit-per-channel
 colour images (Pillow would read them as 8-bit), floating-point images, animations, images with a side over
-65535 pixels (the header stores each side in 16 bits) and images over MAX_DECODED_PIXELS.
+65535 pixels and images over MAX_DECODED_PIXELS (2^23, 4096×2048: what one decode holds in ~1 GB).
 
 Nothing else in nicjax knows image file formats.
 """
@@ -27,8 +27,10 @@ from nicjax import container
 from nicjax.errors import NicError
 from nicjax.signals import Signal, color
 
-MAX_SIDE = 65535  # the header stores height and width as uint16
-MAX_DECODED_PIXELS = 1 << 27  # a decode at another scale: ~2.5 GB of coordinates and outputs at most
+MAX_SIDE = container.MAX_IMAGE_SIDE  # 65535 pixels a side
+# Pixels per image and per decode at any scale (2^23: 4096×2048, or 4K UHD): a decode then peaks at ~1.04 GB
+# (the container explains the number). Larger images are refused before training, larger files as corrupted.
+MAX_DECODED_PIXELS = container.MAX_IMAGE_PIXELS
 
 _TO_RGB = {"RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"}
 _WITH_ALPHA = {"RGBA": "RGB", "RGBa": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
@@ -73,6 +75,8 @@ def check_pixels(pixels) -> np.ndarray:
         raise ValueError("16-bit images must be grayscale (nicjax codes 8-bit RGB)")
     if min(a.shape[:2]) < 1 or max(a.shape[:2]) > MAX_SIDE:
         raise ValueError(f"image sides must be in [1, {MAX_SIDE}], got {a.shape[0]}×{a.shape[1]}")
+    if a.shape[0] * a.shape[1] > MAX_DECODED_PIXELS:
+        raise ValueError(f"{a.shape[1]}×{a.shape[0]} pixels, over the {MAX_DECODED_PIXELS} that nicjax decodes at once")
     return a
 
 
