@@ -4,7 +4,7 @@
 
 Every kind of valid file (a seeded point cloud, an RGB image, a 16-bit grayscale image, a zeros-reference cloud, a
 cloud coded against the shipped init artefact, a version-2 cloud file, the pinned golden version-2 file, a RAHT
-version-3 file) is damaged by bit flips, byte overwrites, truncations, insertions and header-field tampering
+version-3 file, a cloud coded with latents on its octree) is damaged by bit flips, byte overwrites, truncations, insertions and header-field tampering
 (fields parsed from the layout and set to extreme values: 0, all ones, 2^k, non-minimal varints, ±0/inf/NaN
 floats), the CRC recomputed each time (what a buggy writer or an attacker makes), and decoded through the path the
 CLI takes. Each outcome is one of: error (NicError, one line), decoded (and the file re-encodes to the same bytes:
@@ -64,6 +64,25 @@ def _nic(signal, config, reference: container.Reference, seed: int, ref_params=N
     return codec.write(header, params, ref, levels)
 
 
+def _latent(cloud, seed: int) -> bytes:
+    """A latent-representation cloud file: integer latents (Laplace-like), a small network around its seeded init."""
+    import jax
+
+    from nicjax.representations import latent
+
+    config = latent.for_geometry(latent.LatentConfig(hidden=8), cloud.xyz)
+    header = container.Header(pointcloud.to_signal(cloud).info, latent.LATENT.id, config,
+                              container.Reference(container.REFERENCE_SEEDED, seed=seed))
+    ref = codec.reference_params(header)
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda r: np.asarray(r, np.float32) + rng.normal(0, 0.05, np.shape(r)).astype(
+        np.float32), ref)
+    for i in range(len(config.counts)):
+        name = latent.latent_name(i)
+        params[name] = np.round(rng.laplace(0, 2, params[name].shape)).astype(np.float32)
+    return codec.write(header, params, ref, 32)
+
+
 def _v2(data: bytes) -> bytes:
     header, tensors = container.decode(data, REGISTRY)
     return container_v2.encode(header, tensors, REGISTRY)
@@ -90,10 +109,11 @@ def build_samples() -> list[Sample]:
     gray = _nic(gray_info, siren.SirenConfig(in_dim=2, out_dim=1, width=8, depth=2),
                 container.Reference(container.REFERENCE_SEEDED, seed=123456), 5)
     raht_data = raht.encode(cloud.xyz.astype(np.int64), cloud.rgb, 6.0)
+    latent_data = _latent(cloud, 8)
     samples = [Sample("cloud-seeded", seeded, cloud.xyz), Sample("cloud-zeros", zeros, cloud.xyz),
                Sample("cloud-init", artefact, cloud.xyz), Sample("image-rgb", rgb), Sample("image-gray16", gray),
                Sample("cloud-v2", _v2(seeded), cloud.xyz), Sample("golden-v2", GOLDEN_V2, cloud.xyz),
-               Sample("raht-v3", raht_data, cloud.xyz)]
+               Sample("raht-v3", raht_data, cloud.xyz), Sample("cloud-latent", latent_data, cloud.xyz)]
     for s in samples:
         s.fields = header_fields(s.data)
     return samples
@@ -113,6 +133,14 @@ def header_fields(data: bytes) -> list[tuple[str, int, int, str]]:
         start = read.pos
         parse()
         out.append((name, start, read.pos, kind))
+
+    def latent_config():
+        levels = data[read.pos + 1]
+        for name in ("first_scale", "levels", "channels", "layers"):
+            field(name, "byte", read.byte)
+        field("hidden", "varint", read.varint)
+        for i in range(levels):
+            field(f"count{i}", "varint", read.varint)
 
     def siren_config():
         field("dims", "byte", read.byte)
@@ -147,7 +175,7 @@ def header_fields(data: bytes) -> list[tuple[str, int, int, str]]:
     else:
         signal()
         field("representation", "byte", read.byte)
-        siren_config()
+        (latent_config if data[read.pos - 1] == 1 else siren_config)()
         ref()
     header, _ = container.decode(data, REGISTRY)
     for i in range(len(header.steps)):

@@ -71,6 +71,8 @@ def architecture(config: CodecConfig, signal: Signal) -> tuple[Model, inits.Init
     a config that asks for a different one is a ValueError."""
     rep = representations.by_name(config.representation)
     model_config = config.model
+    if not isinstance(model_config, type(rep.default_config)):  # e.g. the SIREN default with representation latent
+        model_config = rep.default_config
     init = inits.find(config.init) if config.init else None
     if init is not None:
         if rep is not representations.siren.SIREN:
@@ -84,7 +86,29 @@ def architecture(config: CodecConfig, signal: Signal) -> tuple[Model, inits.Init
             raise NicError(f"init {init.id} maps {init.model.in_dim} -> {init.model.out_dim} values, the signal "
                            f"needs {signal.in_dim} -> {signal.channels}")
         model_config = init.model
-    return Model(rep, rep.with_io(model_config, signal.in_dim, signal.channels)), init
+    model_config = rep.with_io(model_config, signal.in_dim, signal.channels)
+    if hasattr(rep, "for_geometry"):  # built on the geometry: latents on its octree
+        if signal.geometry is None or signal.info.kind != container.SIGNAL_POINTCLOUD:
+            raise NicError(f"the {rep.name} representation codes point clouds only")
+        model_config = rep.for_geometry(model_config, signal.geometry)
+    return Model(rep, model_config), init
+
+
+def has_latents(model: Model) -> bool:
+    return any(t.role == "latent" for t in model.tensors())
+
+
+def network_inputs(model: Model, xyz: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    """What the model reads at `points` (default: the geometry's own) of a cloud coded on geometry `xyz`: the
+    coordinates normalised by the geometry's bounding box, or, for a representation built on the geometry, what
+    it derives from it (latent: neighbour indices and interpolation weights)."""
+    rep = model.representation
+    if hasattr(rep, "inputs"):
+        return rep.inputs(model.config, xyz, points)
+    if points is None:
+        return pointcloud.normalised(xyz)
+    offset, scale = pointcloud.normalisation(xyz)
+    return pointcloud.normalise(np.asarray(points, np.float64), offset, scale)
 
 
 def resolve_reference(config: CodecConfig) -> str:
@@ -176,6 +200,7 @@ class Plan:
     start: object  # pytree: where training starts
     fit: FitConfig
     targets: np.ndarray
+    inputs: np.ndarray  # what the model reads (signal.inputs, or what a representation derives from the geometry)
 
 
 def plan(signal: Signal, config: CodecConfig) -> Plan:
@@ -184,7 +209,8 @@ def plan(signal: Signal, config: CodecConfig) -> Plan:
     header = header_for(signal, config, model, init)
     reference = reference_params(header, search_path(config))
     start = init.params if init is not None else model.init(jax.random.key(config.fit.seed))
-    return Plan(model, header, reference, start, fit_config_for(signal, config), training_targets(signal))
+    inputs = signal.inputs if not hasattr(model.representation, "inputs") else network_inputs(model, signal.geometry)
+    return Plan(model, header, reference, start, fit_config_for(signal, config), training_targets(signal), inputs)
 
 
 def search_path(config: CodecConfig) -> tuple:
@@ -193,15 +219,21 @@ def search_path(config: CodecConfig) -> tuple:
 
 
 def train(signal: Signal, p: Plan, *, progress: bool = True, callback=None):
-    """Trains from p.start; returns (params, history)."""
-    return fitting.fit(p.model, p.start, signal.inputs, p.targets, p.fit, progress=progress, callback=callback,
+    """Trains from p.start; returns (params, history). Representations with latents train for D + λ·R."""
+    if has_latents(p.model):
+        return fitting.fit_rate_distortion(p.model, p.start, p.inputs, p.targets, p.fit, p.fit.rate_lambda,
+                                           hard_fraction=p.fit.hard_fraction, progress=progress, callback=callback)
+    return fitting.fit(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback,
                        reference=p.reference if p.fit.delta_l1 else None)
 
 
 def code(signal: Signal, p: Plan, params, levels: int, *, keep_better: bool = True, progress: bool = True) -> bytes:
     """QAT at `levels` for p.fit.qat_steps (with `keep_better`, kept only if it lowers the decoded loss), then the
-    file's bytes."""
-    params, steps = fitting.quantization_aware(p.model, params, p.reference, levels, signal.inputs, p.targets, p.fit,
+    file's bytes. Representations with latents: the latents as trained (integers), the network at `levels`, no
+    QAT (its steps would move the latents off the rate they were trained for)."""
+    if has_latents(p.model):
+        return write(p.header, params, p.reference, levels)
+    params, steps = fitting.quantization_aware(p.model, params, p.reference, levels, p.inputs, p.targets, p.fit,
                                                progress=progress, keep_better=keep_better)
     return write(p.header, params, p.reference, levels, steps)
 
@@ -240,13 +272,25 @@ def coded_geometry(header: container.Header, xyz: np.ndarray) -> np.ndarray:
     return xyz
 
 
+def cloud_inputs(header: container.Header, xyz: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    """The network inputs at `points` (default: the geometry's) of a cloud file, from the geometry it was coded on;
+    a representation built on the geometry must find in it what the header says (its octree's node counts)."""
+    model = model_of(header)
+    rep = model.representation
+    if hasattr(rep, "for_geometry"):
+        derived = rep.for_geometry(model.config, xyz)
+        if derived != header.model:
+            raise NicError("file is corrupted (its latent structure does not match the geometry)")
+    return network_inputs(model, xyz, points)
+
+
 def decode_params(header: container.Header, params, context: DecodeContext) -> Decoded:
     """The signal a decoded (header, params) describes."""
     if header.signal.kind == container.SIGNAL_POINTCLOUD:
         if context.geometry is None:
             raise NicError("a point-cloud file decodes only with its geometry")
         xyz = coded_geometry(header, context.geometry)
-        return Decoded(header, colours_at(header, params, pointcloud.normalised(xyz)), xyz)
+        return Decoded(header, colours_at(header, params, cloud_inputs(header, xyz)), xyz)
     s = header.signal
     if s.height < 1 or s.width < 1 or s.height > imaging.MAX_SIDE or s.width > imaging.MAX_SIDE:
         raise NicError(f"file is corrupted (an image of {s.width}×{s.height} pixels)")
@@ -325,8 +369,7 @@ def sample_cloud(data: bytes, geometry: np.ndarray, points: np.ndarray, init_sea
     if header.signal.kind != container.SIGNAL_POINTCLOUD:
         raise NicError("file does not hold a point cloud")
     xyz = coded_geometry(header, geometry)
-    offset, scale = pointcloud.normalisation(xyz)
-    return colours_at(header, params, pointcloud.normalise(np.asarray(points, np.float64), offset, scale))
+    return colours_at(header, params, cloud_inputs(header, xyz, np.asarray(points, np.float64)))
 
 
 # --- images: the short forms ---------------------------------------------------------------------------------

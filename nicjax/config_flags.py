@@ -26,7 +26,16 @@ def _definitions():
                                             "steps, constant rate, as in the paper; 'image': what images get)."),
         "representation": lambda: flags.DEFINE_enum("representation", _D.representation, representations.names(),
                                                     "What the file codes: the network's weights ('siren', the "
-                                                    "paper's)."),
+                                                    "paper's), or latents on the point cloud's octree read by a "
+                                                    "tiny network ('latent'; unset flags then take the 'latent' "
+                                                    "preset)."),
+        "lambda": lambda: flags.DEFINE_float("lambda", fit.rate_lambda, "Representations with latents: λ of the "
+                                             "training loss D + λ·R (R in bits per point, D the colour MSE in "
+                                             "[0, 1]): larger, fewer bits. One λ, one file."),
+        "latent_channels": lambda: flags.DEFINE_integer("latent_channels", None, "Latent values per octree node "
+                                                        "and level (latent preset: 1)."),
+        "latent_width": lambda: flags.DEFINE_integer("latent_width", None, "Width of the latent representation's "
+                                                     "synthesis network (latent preset: 16)."),
         "width": lambda: flags.DEFINE_integer("width", _D.model.width, "SIREN width (features per hidden layer)."),
         "depth": lambda: flags.DEFINE_integer("depth", _D.model.depth, "SIREN depth (number of sine layers)."),
         "omega0": lambda: flags.DEFINE_float("omega0", _D.model.omega0, "Frequency ω0 of the first sine layer (the "
@@ -90,7 +99,18 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
     ValueError (one line) for a combination the codec cannot honour, e.g. an architecture that differs from the
     --init artefact's.
     """
+    if defaults is None and _value("representation", None) == "latent" and _value("preset", None) is None:
+        defaults = configs.LATENT
     d = defaults if defaults is not None else configs.preset(_value("preset", "default"))
+    representation = _value("representation", d.representation)
+    if representation != d.representation:
+        d = dataclasses.replace(d, representation=representation,
+                                model=representations.by_name(representation).default_config)
+    if representation == "latent":
+        return _latent_config(d)
+    for name in ("latent_channels", "latent_width"):
+        if _value(name, None) is not None:
+            raise ValueError(f"--{name} is a setting of --representation latent")
     model = d.model
     arch = {"width": _value("width", None), "depth": _value("depth", None), "omega0": _value("omega0", None)}
     init = _value("init", d.init)
@@ -104,16 +124,34 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
                              f"{', '.join(f'--{k} {v:g}' for k, v in asked.items())} cannot be used with it")
     else:
         model = dataclasses.replace(model, **{k: v for k, v in arch.items() if v is not None})
-    f = d.fit
-    fit = dataclasses.replace(
+    return _with_common(d, model, init)
+
+
+def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
+    return dataclasses.replace(
         f, steps=_value("steps", f.steps), learning_rate=_value("lr", f.learning_rate),
         schedule=_value("schedule", f.schedule), batch_size=_value("batch", f.batch_size), seed=_value("seed", f.seed),
         qat_steps=_value("qat_steps", f.qat_steps), qat_learning_rate=_value("qat_lr", f.qat_learning_rate),
-        delta_l1=_value("delta_l1", f.delta_l1))
+        delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda))
+
+
+def _with_common(d: configs.CodecConfig, model, init) -> configs.CodecConfig:
     return configs.CodecConfig(
-        representation=_value("representation", d.representation), model=model, fit=fit,
+        representation=d.representation, model=model, fit=_fit_config(d.fit),
         levels=_value("levels", d.levels), reference=_value("reference", d.reference), init=init,
         voxelize=_value("voxelize", d.voxelize), colour_space=_value("colour_space", d.colour_space))
+
+
+def _latent_config(d: configs.CodecConfig) -> configs.CodecConfig:
+    """--representation latent: its own architecture flags; the SIREN's and init artefacts do not apply."""
+    for name in ("width", "depth", "omega0", "init", "qat_steps", "delta_l1"):
+        if _value(name, None) is not None:
+            raise ValueError(f"--{name} does not apply to --representation latent")
+    model = d.model
+    channels, width = _value("latent_channels", None), _value("latent_width", None)
+    model = dataclasses.replace(model, **({"channels": channels} if channels is not None else {}),
+                                **({"hidden": width} if width is not None else {}))
+    return _with_common(d, model, None)
 
 
 def check(config: configs.CodecConfig) -> None:
@@ -122,11 +160,17 @@ def check(config: configs.CodecConfig) -> None:
 
     quantize.check_levels(config.levels)
     f = config.fit
-    if f.steps < 0 or f.batch_size < 1 or f.qat_steps < 0 or f.delta_l1 < 0 or not f.learning_rate > 0:
+    if f.steps < 0 or f.batch_size < 1 or f.qat_steps < 0 or f.delta_l1 < 0 or not f.learning_rate > 0 \
+            or not (f.rate_lambda >= 0 and f.rate_lambda < float("inf")):
         raise ValueError("--steps and --qat_steps must be non-negative, --batch positive, --lr positive and "
-                         "--delta_l1 non-negative")
+                         "--delta_l1 and --lambda non-negative")
     if not 0 <= f.seed < (1 << 32):
         raise ValueError(f"--seed must be in [0, 2**32), got {f.seed}")
-    if config.init is None:
+    if config.init is None and config.representation == "siren":
         rep = representations.by_name(config.representation)
         rep.config_bytes(config.model)  # what the header can store (for any signal's in/out sizes)
+    if config.representation == "latent":
+        from nicjax.representations import latent
+
+        m = config.model
+        latent.check_config(dataclasses.replace(m, scales=m.scales or (1,), counts=(1,) * max(len(m.scales), 1)))

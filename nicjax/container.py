@@ -74,6 +74,9 @@ MAX_IMAGE_PIXELS = 1 << 23
 # what one decode holds in a few int64 copies (~1 GB at the cap, with the canonical re-coding).
 MAX_PARAMS = 1 << 24
 _MAX_FLOAT32 = float(np.finfo(np.float32).max)
+# Latents (tensors of role "latent") are integers: their step is always 1 (the network that reads them sets their
+# scale); quantize writes it, the decoder refuses any other.
+LATENT_STEP = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,6 +410,8 @@ def parse_header(read: Reader, representations) -> tuple[Header, list[TensorSpec
     except ValueError as e:
         raise NicError(f"file is corrupted ({e})")
     steps = read_steps(read, len(specs))
+    if any(spec.role == "latent" and step != LATENT_STEP for spec, step in zip(specs, steps)):
+        raise NicError(f"file is corrupted (latents are coded with step {LATENT_STEP:g})")
     return Header(signal, rep_id, model, reference, steps), specs
 
 

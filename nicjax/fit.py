@@ -191,3 +191,107 @@ def decoded_loss(model: Model, params, reference, steps, coords, targets, loss_w
     # float64: weighted_mse's float32 mean over a million points can hide the difference between candidates
     per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
     return float(np.dot(per_channel, loss_weights))
+
+
+# --- rate-distortion training of latent representations ------------------------------------------------------
+
+def laplace_bits(y, log_scale):
+    """-log2 P(y) of integers (or noisy reals) y under a zero-mean Laplace of scale exp(log_scale), integrated
+    over [y − ½, y + ½]: the rate the latents would cost under a factorised model (training only; the file's bytes
+    come from the adaptive coder). Written on −|y| so that only the lower tail is evaluated (no cancellation)."""
+    b = jnp.exp(log_scale)
+    a = -jnp.abs(y)
+
+    def cdf(x):  # Laplace CDF, each branch clipped to its own side so neither overflows (jnp.where + grad)
+        return jnp.where(x < 0, 0.5 * jnp.exp(jnp.minimum(x, 0.0) / b), 1.0 - 0.5 * jnp.exp(-jnp.maximum(x, 0.0) / b))
+
+    p = cdf(a + 0.5) - cdf(a - 0.5)
+    return -jnp.log2(jnp.maximum(p, 1e-9))
+
+
+def latent_rate_bits(latents: dict, log_scales: dict):
+    """Σ over latent tensors of their Laplace bits (one scale per tensor and channel)."""
+    return sum(jnp.sum(laplace_bits(y, log_scales[name][None, :])) for name, y in latents.items())
+
+
+@functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "hard"))
+def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, *, model, tx, weights, latent_names, batch_size,
+              hard):
+    n = inputs.shape[0]
+
+    def loss_fn(s, key, x, y):
+        params, log_scales = s["params"], s["log_scales"]
+        noise_key, _ = jax.random.split(key)
+        latents = {k: params[k] for k in latent_names}
+        if hard:  # straight-through rounding: the decoder's integers forward, identity backward
+            coded = {k: v + jax.lax.stop_gradient(jnp.round(v) - v) for k, v in latents.items()}
+        else:  # additive uniform noise: a differentiable stand-in for rounding
+            ks = jax.random.split(noise_key, len(latent_names))
+            coded = {k: v + jax.random.uniform(kk, v.shape, v.dtype, -0.5, 0.5)
+                     for kk, (k, v) in zip(ks, latents.items())}
+        bits = latent_rate_bits(coded, log_scales)
+        distortion, per_channel = weighted_mse(model.apply({**params, **coded}, x), y, weights)
+        return distortion + lam * bits / n, (per_channel, bits)
+
+    def step(carry, key):
+        s, o = carry
+        if batch_size < n:
+            idx = jax.random.randint(jax.random.fold_in(key, 1), (batch_size,), 0, n)
+            x, y = inputs[idx], targets[idx]
+        else:
+            x, y = inputs, targets
+        (_, (per_channel, bits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(s, key, x, y)
+        updates, o = tx.update(grads, o, s)
+        return (optax.apply_updates(s, updates), o), (per_channel, bits)
+
+    (state, opt_state), (per_channel, bits) = jax.lax.scan(step, (state, opt_state), step_keys)
+    return state, opt_state, per_channel, bits
+
+
+def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig, lam: float, *,
+                        hard_fraction: float = 0.2, progress: bool = True, callback=None):
+    """Trains a representation with latents (tensors of role "latent", coded as integers) for D + λ·R: D the
+    weighted MSE, R the latents' bits per point under a learned factorised Laplace (one scale per tensor and
+    channel). The first (1 − hard_fraction) of the steps add uniform noise to the latents, the rest round them
+    (straight-through); Adam with config's schedule over all steps, on minibatches of config.batch_size points
+    (all points when it is 0 or ≥ N). Returns (params, history): the latents rounded, as the coder takes them."""
+    inputs = jnp.asarray(inputs, jnp.float32)
+    targets = jnp.asarray(targets, jnp.float32)
+    latent_names = tuple(t.name for t in model.tensors() if t.role == "latent")
+    state = {"params": params,
+             "log_scales": {k: jnp.zeros((params[k].shape[1],), jnp.float32) for k in latent_names}}
+    tx = make_optimizer(config)
+    opt_state = tx.init(state)
+    weights = tuple(float(w) for w in config.loss_weights)
+    n = inputs.shape[0]
+    batch = n if config.batch_size <= 0 else min(config.batch_size, n)
+    base = jax.random.key(config.seed)
+    switch = int(round(config.steps * (1.0 - hard_fraction)))
+    bar = _progress(config.steps, "fit (D+λR)", progress)
+    history, done, t0 = [], 0, time.perf_counter()
+    try:
+        while done < config.steps:
+            hard = done >= switch
+            k = min(config.steps_per_call, config.steps - done, (switch - done) if not hard else config.steps)
+            keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
+            state, opt_state, per_channel, bits = _rd_chunk(
+                state, opt_state, keys, inputs, targets, jnp.float32(lam), model=model, tx=tx, weights=weights,
+                latent_names=latent_names, batch_size=batch, hard=hard)
+            per_channel, bits = np.asarray(per_channel), np.asarray(bits)
+            history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))
+            done += k
+            if bar is not None:
+                bar.update(k)
+                bar.set_postfix(psnr0=f"{10 * math.log10(1.0 / max(per_channel[-1][0], 1e-12)):.2f}dB",
+                                bpp=f"{bits[-1] / n:.3f}", phase="round" if hard else "noise")
+            if callback is not None:
+                callback(done, state["params"])
+    finally:
+        if bar is not None:
+            bar.close()
+    params = dict(state["params"])
+    for name in latent_names:
+        params[name] = jnp.round(params[name])
+    history = np.concatenate(history) if history else np.zeros((0, model.out_dim + 1))
+    return params, {"per_channel_mse_and_bpp": history, "seconds": time.perf_counter() - t0,
+                    "log_scales": state["log_scales"]}

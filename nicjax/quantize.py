@@ -13,9 +13,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nicjax import container
 from nicjax.container import CodedTensor, TensorSpec, storable_step
 
 MIN_LOG2_LEVELS, MAX_LOG2_LEVELS = 2, 12
+# Latents (tensors of role "latent") are coded as integers whatever the levels: training rounds them (fit's
+# rate-distortion phases), and the network that reads them sets their scale.
+LATENT_STEP = np.float32(container.LATENT_STEP)
 
 
 def _path_name(path) -> str:
@@ -87,7 +91,10 @@ def quantize(params, reference, levels: int, steps=None, *, specs: list[TensorSp
     if [(name, tuple(shape)) for name, shape, _ in diffs] != [(s.name, tuple(s.shape)) for s in specs]:
         raise ValueError("the parameters do not match the representation's tensors")
     for i, ((_, _, diff), spec) in enumerate(zip(diffs, specs)):
-        step = layer_step(diff, levels) if fixed is None else fixed[i]
+        if spec.role == "latent":
+            step = LATENT_STEP
+        else:
+            step = layer_step(diff, levels) if fixed is None else fixed[i]
         q = np.rint(diff / np.float64(step)).astype(np.int64).ravel()
         out.append(CodedTensor(spec=spec, step=step, symbols=q))
     return out

@@ -5,11 +5,12 @@ Adding a representation: a module implementing `base.Representation`, and one li
 
 from __future__ import annotations
 
-from nicjax.representations import siren
+from nicjax.representations import latent, siren
 from nicjax.representations.base import Model, Representation
 
 REGISTRY: dict[int, Representation] = {
     siren.SIREN.id: siren.SIREN,
+    latent.LATENT.id: latent.LATENT,
 }
 
 
@@ -31,4 +32,4 @@ def names() -> list[str]:
     return [rep.name for rep in REGISTRY.values()]
 
 
-__all__ = ["Model", "Representation", "REGISTRY", "register", "by_name", "names", "siren"]
+__all__ = ["Model", "Representation", "REGISTRY", "register", "by_name", "names", "latent", "siren"]

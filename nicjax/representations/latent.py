@@ -1,0 +1,286 @@
+"""Latents on the octree + a tiny synthesis network: the signal lives in the latents, not in the weights.
+
+From the geometry the decoder already has, every occupied octree node at each of a few levels (node sizes
+2^k voxels, k in `scales`) holds `channels` latent values. A point's feature is, per level, the trilinear
+interpolation of the latents at the centres of the 8 nodes around it, over those that are occupied (their weights
+renormalised: a point's own node always has weight ≥ 1/8). A small GELU network maps the concatenated features
+(len(scales)·channels values) to YCbCr. Latents are coded as integers (quantization step 1, against zeros: the
+network's first layer sets their scale); the network's weights are quantized per tensor as the SIREN's are.
+
+Inputs of `apply` are not coordinates but what the geometry gives each point: `features(structure, points)` packs,
+per level, the 8 neighbour indices (exact as float32: at most 2^24 nodes) and their weights into one float32 row,
+so training, chunked evaluation and QAT treat it as any other (N, d) input.
+
+The header holds the architecture and the number of occupied nodes per level (which the geometry also gives: the
+container sizes the tensors from the header alone, and the decoder checks the two agree).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nicjax import container
+from nicjax.errors import NicError
+from nicjax.representations import base
+
+NEIGHBOURS = 8
+MAX_LEVELS = 12
+MAX_CHANNELS = 8
+MAX_HIDDEN = 256
+MAX_LAYERS = 8
+_CORNERS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(NEIGHBOURS)], np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentConfig:
+    """Architecture. `scales`: log2 of the node sizes, finest first, consecutive; `counts`: occupied nodes per
+    level (filled in from the geometry by `for_geometry`; () until then)."""
+
+    in_dim: int = 3
+    out_dim: int = 3
+    scales: tuple = ()  # () until for_geometry: then by rule from the geometry (default_scales)
+    channels: int = 1
+    hidden: int = 16
+    layers: int = 2  # hidden GELU layers; a linear output layer follows
+    counts: tuple = ()
+
+    @property
+    def feature_dim(self) -> int:
+        return len(self.scales) * self.channels
+
+    def num_params(self) -> int:
+        dims = [self.feature_dim] + [self.hidden] * self.layers + [self.out_dim]
+        return sum(self.counts) * self.channels + sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+
+    def macs_per_point(self) -> int:
+        """Multiply-adds of the synthesis network, plus the interpolation (8 per feature value)."""
+        dims = [self.feature_dim] + [self.hidden] * self.layers + [self.out_dim]
+        return sum(a * b for a, b in zip(dims[:-1], dims[1:])) + NEIGHBOURS * self.feature_dim
+
+
+def default_scales(geometry: np.ndarray) -> tuple:
+    """The levels, by rule from the geometry: from the finest node size at which nodes hold 2 points on average
+    (at least 2 voxels: finer nodes would hold one point each, a latent per point), doubling up to where fewer than
+    64 nodes are left (or 12 levels)."""
+    xyz = _origin(geometry)
+    n = len(xyz)
+    k = 1
+    while k < 20 and len(_node_keys(xyz, k, unique=True)) > n / 2:
+        k += 1
+    scales = []
+    while len(scales) < MAX_LEVELS:
+        scales.append(k)
+        if len(_node_keys(xyz, k, unique=True)) < 64:
+            break
+        k += 1
+    return tuple(scales)
+
+
+def check_config(config: LatentConfig, signal: container.SignalInfo | None = None) -> None:
+    """ValueError (one line) unless the header can store this configuration (and an encoder writes it for the
+    signal: point clouds only, three outputs)."""
+    s = config.scales
+    if not (1 <= len(s) <= MAX_LEVELS and all(b == a + 1 for a, b in zip(s[:-1], s[1:])) and 0 <= s[0]
+            and s[-1] <= 24):
+        raise ValueError(f"latent scales {s} cannot be stored (1 to {MAX_LEVELS} consecutive levels in 0..24)")
+    if not (1 <= config.channels <= MAX_CHANNELS and 1 <= config.hidden <= MAX_HIDDEN
+            and 0 <= config.layers <= MAX_LAYERS):
+        raise ValueError(f"a latent network of {config.channels} channels, {config.layers}x{config.hidden} cannot be "
+                         f"stored (channels 1 to {MAX_CHANNELS}, width 1 to {MAX_HIDDEN}, layers 0 to {MAX_LAYERS})")
+    if len(config.counts) != len(s) or any(c < 1 for c in config.counts):
+        raise ValueError("latent node counts must be given for every level (LatentConfig.counts)")
+    if config.num_params() > container.MAX_PARAMS:
+        raise ValueError(f"{config.num_params()} coded values, over the {container.MAX_PARAMS} that nicjax codes")
+    if config.in_dim != 3 or config.out_dim != 3:
+        raise ValueError(f"a latent network with {config.in_dim} inputs and {config.out_dim} outputs")
+    if signal is not None and (signal.kind != container.SIGNAL_POINTCLOUD
+                               or signal.colour_space != container.COLOUR_YCBCR709):
+        raise ValueError("latents on the octree code point clouds only")
+
+
+# --- the octree -----------------------------------------------------------------------------------------------
+
+def _origin(geometry) -> np.ndarray:
+    """Coordinates relative to the bounding box's minimum corner, at voxel centres (+0.5), float64: the same on
+    the encoder's and the decoder's side (min and + are exact on these values)."""
+    xyz = np.asarray(geometry, np.float64)
+    return xyz - np.floor(xyz.min(axis=0)) + 0.5
+
+
+def _pack(nodes: np.ndarray) -> np.ndarray:
+    """int64 key of (N, 3) non-negative node indices below 2^21."""
+    return (nodes[..., 0] << 42) | (nodes[..., 1] << 21) | nodes[..., 2]
+
+
+def _node_keys(xyz: np.ndarray, k: int, unique: bool = False) -> np.ndarray:
+    keys = _pack(np.floor(xyz / float(1 << k)).astype(np.int64))
+    return np.unique(keys) if unique else keys
+
+
+@dataclasses.dataclass(frozen=True)
+class Octree:
+    """The occupied nodes of each level (sorted keys) and the frame they live in."""
+
+    low: np.ndarray  # (3,) the geometry's floor(min): points are placed relative to it
+    keys: tuple  # per level: sorted int64 keys of the occupied nodes
+    scales: tuple
+
+
+def octree(geometry: np.ndarray, scales: tuple) -> Octree:
+    xyz = np.asarray(geometry, np.float64)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or not len(xyz) or not np.isfinite(xyz).all():
+        raise ValueError("latents need an (N, 3) finite geometry")
+    low = np.floor(xyz.min(axis=0))
+    if (xyz - low).max() >= float(1 << 21):
+        raise ValueError("the geometry spans more than 2^21 voxels")
+    rel = xyz - low + 0.5
+    return Octree(low, tuple(_node_keys(rel, k, unique=True) for k in scales), tuple(scales))
+
+
+def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
+    """The configuration with the node counts of this geometry (and, unless given, the levels by rule)."""
+    scales = tuple(config.scales) or default_scales(geometry)
+    tree = octree(geometry, scales)
+    return dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
+
+
+def features(tree: Octree, points: np.ndarray) -> np.ndarray:
+    """(N, L·8·2) float32: per level, the 8 neighbour node indices, then their trilinear weights (0 for
+    unoccupied nodes; the rest sum to 1). A point in no occupied node at a level (possible only for points that are
+    not in the geometry) gets all-zero weights there: feature 0."""
+    p = np.asarray(points, np.float64) - tree.low + 0.5
+    n = len(p)
+    out = np.empty((n, len(tree.scales), 2, NEIGHBOURS), np.float32)
+    for level, (k, keys) in enumerate(zip(tree.scales, tree.keys)):
+        u = p / float(1 << k) - 0.5
+        base_node = np.floor(u)
+        frac = u - base_node
+        nodes = base_node.astype(np.int64)[:, None, :] + _CORNERS[None]  # (N, 8, 3)
+        w = np.prod(np.where(_CORNERS[None] == 1, frac[:, None, :], 1.0 - frac[:, None, :]), axis=-1)
+        valid = (nodes >= 0).all(-1) & (nodes < (1 << 21)).all(-1)
+        key = _pack(np.where(valid[..., None], nodes, 0))
+        idx = np.searchsorted(keys, key)
+        idx = np.minimum(idx, len(keys) - 1)
+        found = valid & (keys[idx] == key)
+        w = np.where(found, w, 0.0)
+        total = w.sum(axis=1, keepdims=True)
+        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        out[:, level, 0] = np.where(found, idx, 0)
+        out[:, level, 1] = w
+    return out.reshape(n, -1)
+
+
+# --- the network ----------------------------------------------------------------------------------------------
+
+def latent_name(level: int) -> str:
+    return f"latent_{level:02d}"
+
+
+def layer_name(i: int) -> str:
+    return f"synthesis_{i:02d}"
+
+
+def init_params(config: LatentConfig, key):
+    """Latents at zero (their reference: the decoder needs no seed for them); the network He-initialised."""
+    params = {latent_name(i): jnp.zeros((c, config.channels), jnp.float32) for i, c in enumerate(config.counts)}
+    dims = [config.feature_dim] + [config.hidden] * config.layers + [config.out_dim]
+    keys = jax.random.split(key, len(dims) - 1)
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        scale = math.sqrt(2.0 / a) if i < len(dims) - 2 else math.sqrt(1.0 / a)
+        params[layer_name(i)] = {"bias": jnp.zeros((b,), jnp.float32),
+                                 "kernel": scale * jax.random.normal(keys[i], (a, b), jnp.float32)}
+    return params
+
+
+def gather(config: LatentConfig, params, inputs):
+    """(N, L·C) interpolated latent features of packed `features` rows."""
+    n = inputs.shape[0]
+    packed = inputs.reshape(n, len(config.scales), 2, NEIGHBOURS)
+    out = []
+    for level in range(len(config.scales)):
+        idx = packed[:, level, 0].astype(jnp.int32)
+        w = packed[:, level, 1]
+        latents = params[latent_name(level)]
+        out.append(jnp.einsum("nk,nkc->nc", w, latents[idx]))
+    return jnp.concatenate(out, axis=-1)
+
+
+def synthesis(config: LatentConfig, params, h):
+    n_layers = config.layers + 1
+    for i in range(n_layers):
+        layer = params[layer_name(i)]
+        h = h @ layer["kernel"] + layer["bias"]
+        if i < n_layers - 1:
+            h = jax.nn.gelu(h, approximate=True)
+    return h
+
+
+def apply(config: LatentConfig, params, inputs):
+    return synthesis(config, params, gather(config, params, inputs))
+
+
+class LatentRepresentation:
+    """Latents on the octree, read by a tiny network."""
+
+    id = 1
+    name = "latent"
+    default_config = LatentConfig()
+
+    def with_io(self, config: LatentConfig, in_dim: int, out_dim: int) -> LatentConfig:
+        return dataclasses.replace(config, in_dim=in_dim, out_dim=out_dim)
+
+    def for_geometry(self, config: LatentConfig, geometry) -> LatentConfig:
+        return for_geometry(config, geometry)
+
+    def inputs(self, config: LatentConfig, geometry, points=None) -> np.ndarray:
+        """What `apply` reads for `points` (default: the geometry's own points)."""
+        tree = octree(geometry, config.scales)
+        return features(tree, geometry if points is None else points)
+
+    def config_bytes(self, config: LatentConfig) -> bytes:
+        check_config(config)
+        out = bytes([config.scales[0], len(config.scales), config.channels, config.layers])
+        out += container.varint(config.hidden)
+        for c in config.counts:
+            out += container.varint(c)
+        return out
+
+    def config_from_bytes(self, read: container.Reader, signal: container.SignalInfo | None) -> LatentConfig:
+        first, n_levels, channels, layers = read.take(4)
+        hidden = read.varint(max_bits=14)
+        if not 1 <= n_levels <= MAX_LEVELS:
+            raise NicError(f"file is corrupted ({n_levels} latent levels)")
+        counts = tuple(read.varint(max_bits=28) for _ in range(n_levels))
+        config = LatentConfig(scales=tuple(range(first, first + n_levels)), channels=channels, hidden=hidden,
+                              layers=layers, counts=counts)
+        try:
+            check_config(config, signal)
+        except ValueError as e:
+            raise NicError(f"file is corrupted ({e})")
+        return config
+
+    def tensors(self, config: LatentConfig) -> list[container.TensorSpec]:
+        out = [container.TensorSpec(latent_name(i), (c, config.channels), "latent")
+               for i, c in enumerate(config.counts)]
+        dims = [config.feature_dim] + [config.hidden] * config.layers + [config.out_dim]
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            out.append(container.TensorSpec(f"{layer_name(i)}/bias", (b,), "bias"))
+            out.append(container.TensorSpec(f"{layer_name(i)}/kernel", (a, b), "kernel"))
+        return out
+
+    def init(self, config: LatentConfig, key):
+        return init_params(config, key)
+
+    def apply(self, config: LatentConfig, params, inputs):
+        return apply(config, params, inputs)
+
+    def rows_per_piece(self, config: LatentConfig) -> int | None:
+        return None  # the gathers dominate, not the matmuls
+
+
+LATENT = LatentRepresentation()

@@ -1,0 +1,173 @@
+"""The latent representation: octree features, rate-distortion training, its file format, decoding."""
+
+import dataclasses
+import hashlib
+import zlib
+
+import jax
+import numpy as np
+import pytest
+
+from nicjax import codec, configs, container, entropy, representations
+from nicjax.errors import NicError
+from nicjax.metrics import colour_psnr
+from nicjax.representations import latent
+from nicjax.signals import pointcloud
+
+REGISTRY = representations.REGISTRY
+
+
+def cube(side: int, spacing: int = 1) -> np.ndarray:
+    g = np.arange(0, side, spacing, dtype=np.float64)
+    return np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+
+
+def quick(steps: int = 150, lam: float = 2e-3, **model) -> configs.CodecConfig:
+    return dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, **model),
+                               fit=dataclasses.replace(configs.LATENT.fit, steps=steps, rate_lambda=lam,
+                                                       steps_per_call=30))
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    return pointcloud.voxelize(pointcloud.procedural_cloud(3000, bits=6, seed=1))
+
+
+def test_levels_by_rule_from_density():
+    """From the finest node size holding ≥ 2 points on average (≥ 2 voxels) to where < 64 nodes are left."""
+    assert latent.default_scales(cube(32)) == (1, 2, 3, 4)  # 4096, 512, 64, then 8 nodes
+    assert latent.default_scales(cube(64, spacing=4)) == (3, 4, 5)  # points every 4 voxels: one per 2- and 4-node
+
+
+def test_features_are_trilinear_over_occupied_nodes():
+    """Weights sum to 1 over occupied neighbours; a point's own node weighs ≥ 1/8; with every neighbour occupied,
+    latents that are a linear function of the node centres interpolate to that function at the point."""
+    xyz = cube(16)
+    tree = latent.octree(xyz, (1, 2))
+    f = latent.features(tree, xyz).reshape(len(xyz), 2, 2, latent.NEIGHBOURS)
+    idx, w = f[:, :, 0].astype(np.int64), f[:, :, 1]
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+    for level, k in enumerate((1, 2)):
+        keys = tree.keys[level]
+        centres = np.stack([keys >> 42, (keys >> 21) & ((1 << 21) - 1), keys & ((1 << 21) - 1)], -1) + 0.5
+        centres = centres * (1 << k)  # in the frame of xyz + 0.5
+        own = latent._pack(np.floor((xyz + 0.5) / (1 << k)).astype(np.int64))
+        own_w = np.where(keys[idx[:, level]] == own[:, None], w[:, level], 0).sum(-1)
+        assert own_w.min() >= 1 / 8 - 1e-6
+        field = centres @ np.array([1.0, -2.0, 0.5])
+        value = (w[:, level] * field[idx[:, level]]).sum(-1)
+        p = xyz + 0.5
+        inside = ((p >= (1 << k) / 2) & (p <= 16 - (1 << k) / 2)).all(-1)  # all 8 neighbours exist
+        np.testing.assert_allclose(value[inside], (p @ np.array([1.0, -2.0, 0.5]))[inside], atol=1e-4)
+
+
+def test_a_cloud_round_trips_through_the_file(cloud):
+    """Decoding the bytes gives what the encoder reported, in any point order; the header holds the octree's node
+    counts; random access at the geometry's points gives the decoded colours; same input and λ, same bytes."""
+    r = codec.compress_cloud(cloud, quick(), progress=False)
+    header, _ = codec.read(r.data)
+    assert header.representation == latent.LATENT.id
+    assert header.model == latent.for_geometry(latent.LatentConfig(), cloud.xyz)
+    assert (codec.decompress(r.data, cloud.xyz) == r.decoded_rgb).all()
+    perm = np.random.default_rng(0).permutation(len(cloud.xyz))
+    assert (codec.decompress(r.data, cloud.xyz[perm]) == r.decoded_rgb[perm]).all()
+    assert (codec.sample_cloud(r.data, cloud.xyz, cloud.xyz[:50]) == r.decoded_rgb[:50]).all()
+    mean = np.repeat(np.round(cloud.rgb.mean(0, keepdims=True)).astype(np.uint8), len(cloud.rgb), 0)
+    assert r.psnr["y"] > colour_psnr(cloud.rgb, mean)["y"] + 4  # it learnt the colours (the mean: 15.5 dB)
+    assert codec.compress_cloud(cloud, quick(), progress=False).data == r.data
+
+
+def test_lambda_trades_rate_for_distortion(cloud):
+    """A larger λ spends fewer bytes on the latents, and the colours get worse."""
+    def latent_bytes(data):
+        _, tensors = container.decode(data, REGISTRY)
+        latents = [t.symbols for t in tensors if t.spec.role == "latent"]
+        return len(entropy.encode_ints(latents, [2] * len(latents)))
+
+    low = codec.compress_cloud(cloud, quick(steps=150, lam=1e-4), progress=False)
+    high = codec.compress_cloud(cloud, quick(steps=150, lam=5e-2), progress=False)
+    assert latent_bytes(high.data) < 0.5 * latent_bytes(low.data)
+    assert len(high.data) < len(low.data) and high.psnr["y"] < low.psnr["y"]
+
+
+def _file(cloud, counts=None, latent_step=None):
+    config = latent.for_geometry(latent.LatentConfig(hidden=8), cloud.xyz)
+    if counts is not None:
+        config = dataclasses.replace(config, counts=counts)
+    header = container.Header(pointcloud.to_signal(cloud).info, latent.LATENT.id, config,
+                              container.Reference(container.REFERENCE_SEEDED, seed=3))
+    ref = codec.reference_params(header)
+    params = dict(ref)
+    rng = np.random.default_rng(0)
+    for i in range(len(config.counts)):
+        params[latent.latent_name(i)] = np.round(rng.laplace(0, 2, ref[latent.latent_name(i)].shape))
+    return codec.write(header, params, ref, 32)
+
+
+def test_a_file_whose_octree_is_not_the_geometry_is_refused(cloud):
+    """Node counts in the header that the geometry does not give (the geometry hash matching): a clean error."""
+    good = latent.for_geometry(latent.LatentConfig(), cloud.xyz).counts
+    data = _file(cloud, counts=tuple(c + 1 for c in good))
+    with pytest.raises(NicError, match="latent structure"):
+        codec.decompress(data, cloud.xyz)
+
+
+def test_latents_with_another_step_are_refused(cloud):
+    """Latents are integers: a file whose latent step is not 1 (CRC recomputed) is not what an encoder writes."""
+    data = _file(cloud)
+    header, _ = container.decode(data, REGISTRY)
+    specs = latent.LATENT.tensors(header.model)
+    assert [s.role for s in specs][:len(header.model.counts)] == ["latent"] * len(header.model.counts)
+    steps_at = data.index(container.steps_bytes(header.steps))
+    body = bytearray(data[:-4])
+    body[steps_at:steps_at + 2] = container.step_bits(2.0).to_bytes(2, "little")
+    with pytest.raises(NicError, match="latents"):
+        container.decode(bytes(body) + container.U32.pack(zlib.crc32(body)), REGISTRY)
+
+
+GOLDEN_HEADER = container.Header(
+    container.SignalInfo(container.SIGNAL_POINTCLOUD, geometry_crc=0x89ABCDEF), latent.LATENT.id,
+    latent.LatentConfig(scales=(2, 3, 4), channels=2, hidden=4, layers=1, counts=(40, 9, 2)),
+    container.Reference(container.REFERENCE_SEEDED, seed=5))
+GOLDEN_SHA = "e20de53091100d5f"
+
+
+def golden_tensors():
+    out = []
+    for k, spec in enumerate(latent.LATENT.tensors(GOLDEN_HEADER.model)):
+        i = np.arange(spec.size, dtype=np.int64)
+        symbols = ((i * 7919 + 13 * k) % 23 - 11) * ((i % (k + 2)) == 0)
+        step = container.LATENT_STEP if spec.role == "latent" else container.storable_step(0.02 * (k + 1))
+        out.append(container.CodedTensor(spec, np.float32(step), symbols))
+    return out
+
+
+def test_golden_latent_file():
+    """A latent-representation file written once and pinned (representation 1: first scale 2, 3 levels, 2
+    channels, 1 hidden layer of 4, node counts 40, 9, 2 as varints; latent steps 1): any change to this format or
+    its coder must be deliberate."""
+    data = container.encode(GOLDEN_HEADER, golden_tensors(), REGISTRY)
+    assert data[8:17] == bytes([1, 2, 3, 2, 1, 4, 40, 9, 2])
+    assert hashlib.sha256(data).hexdigest()[:16] == GOLDEN_SHA
+    header, decoded = container.decode(data, REGISTRY)
+    assert dataclasses.replace(header, steps=()) == GOLDEN_HEADER
+    for a, b in zip(golden_tensors(), decoded):
+        assert (a.spec, a.step) == (b.spec, b.step)
+        np.testing.assert_array_equal(a.symbols, b.symbols)
+
+
+def test_latents_refuse_images_and_init_artefacts(cloud):
+    image = codec.image_signal(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(NicError, match="point clouds only"):
+        codec.plan(image, quick())
+    from nicjax import inits
+
+    with pytest.raises(ValueError, match="SIREN"):
+        codec.plan(codec.cloud_signal(cloud), dataclasses.replace(quick(), init=next(iter(inits.shipped()))))
+
+
+def test_the_seeded_reference_of_latents_is_zero():
+    """The decoder regenerates the reference from the seed: latents start at zero, so they code as themselves."""
+    config = latent.LatentConfig(scales=(1, 2), counts=(10, 3))
+    params = latent.LATENT.init(config, jax.random.key(0))
+    assert not np.asarray(params[latent.latent_name(0)]).any()
