@@ -50,6 +50,11 @@ flags.DEFINE_list("delta_l1s", ["0"], "Rate-penalty weights (FitConfig.delta_l1)
 flags.DEFINE_list("qat_steps", ["0", "300"], "Quantization-aware fine-tuning steps per coded snapshot "
                   "(FitConfig.qat_steps); each value is its own set of rows from the same training run (0: plain "
                   "quantization).")
+flags.DEFINE_list("lambdas", [], "The latent representation (--representation latent's codec): one file per λ "
+                  "(FitConfig.rate_lambda), rows with codec 'latent'; empty: none.")
+flags.DEFINE_integer("latent_steps", configs.LATENT.fit.steps, "Training steps of each latent file.")
+flags.DEFINE_list("latent_levels", ["32", "64"], "Quantization levels of the latent files' synthesis network (the "
+                  "latents are integers).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()
@@ -59,17 +64,23 @@ flags.adopt_module_key_flags(config_flags)  # --help lists the config and shared
 flags.adopt_module_key_flags(common)
 
 KEY = ("cloud", "codec", "width", "depth", "omega0", "lr", "delta_l1", "qat_steps", "qat_lr", "iterations", "levels",
-       "raht_step")
+       "raht_step", "lambda")
 COLUMNS = list(KEY) + ["bytes", "bpp", "y_psnr", "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
-SHOW = ("codec", "width", "depth", "delta_l1", "qat_steps", "iterations", "levels", "raht_step", "bpp", "y_psnr")
+SHOW = ("codec", "width", "depth", "delta_l1", "qat_steps", "iterations", "levels", "raht_step", "lambda", "bpp",
+        "y_psnr")
 
 
 def cloud_name(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def upgrade(row: dict) -> dict:
+    """Rows of CSVs written before the latent representation: no λ."""
+    return {"lambda": "", **row}
+
+
 def writer_for(path: str) -> common.RowWriter:
-    return common.RowWriter(path, COLUMNS, KEY, show=SHOW)
+    return common.RowWriter(path, COLUMNS, KEY, show=SHOW, upgrade=upgrade)
 
 
 def measured_fields(num_bytes: int, bpp: float, psnr: dict, encode_s: float, decode_s: float) -> dict:
@@ -110,6 +121,25 @@ def sweep_nic(name, signal, writer: common.RowWriter):
         common.sweep(signal, config, writer, key, fields, iterations=iterations, levels=levels, qat_steps=qat_steps,
                      progress=FLAGS.progress,
                      label=f"{name}: NIC {width}x{depth} ω0={omega0:g} delta_l1={delta_l1:g}, {iterations[-1]} steps")
+
+
+def sweep_latent(name, signal, writer: common.RowWriter):
+    """One latent file per λ (the latent preset; --lr, --batch, --seed if given), coded at each --latent_levels."""
+    levels = common.int_list(FLAGS.latent_levels, "latent_levels", 2)
+    base = config_flags.codec_config(configs.LATENT)
+    model = base.model
+    for lam in map(float, FLAGS.lambdas):
+        def key(s: common.Setting) -> dict:
+            return dict(cloud=name, codec="latent", width=model.hidden, depth=model.layers,
+                        lr=f"{base.fit.learning_rate:g}", iterations=s.iterations, levels=s.levels, qat_steps=0,
+                        **{"lambda": f"{lam:g}"})
+
+        def fields(p: common.Point) -> dict:
+            return measured_fields(p.bytes, p.bpp, p.psnr, p.encode_s, p.decode_s)
+
+        config = dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam))
+        common.sweep(signal, config, writer, key, fields, iterations=[FLAGS.latent_steps], levels=levels,
+                     progress=FLAGS.progress, label=f"{name}: latent λ={lam:g}, {FLAGS.latent_steps} steps")
 
 
 def sweep_raht(name, signal, writer: common.RowWriter):
@@ -176,6 +206,67 @@ def ablation(rows, clouds) -> list[str]:
     return table
 
 
+def latent_summary(rows, clouds, out_dir: str, reference_dir: str) -> list[str]:
+    """The latent representation's envelope per cloud against every anchor there is (our RAHT, the SIREN envelope,
+    G-PCC), as BD-rate (Y) lines, a figure `rd_latent_<cloud>.png` and a CompressAI JSON."""
+    import matplotlib.pyplot as plt
+
+    table = ["| cloud | latent points | anchor | BD-rate Y (latent vs anchor) | BD-PSNR Y | PSNR overlap |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    points = ["| cloud | λ | levels | bpp | Y-PSNR | encode s | decode s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    bds: dict = {}
+    for name in clouds:
+        lat = [r for r in rows if r["cloud"] == name and r["codec"] == "latent"]
+        if not lat:
+            continue
+        bpp, psnr, hull = nic_envelope(lat, "y")
+        lb, lp = bpp[hull], psnr[hull]
+        points += [f"| {name} | {lat[i]['lambda']} | {lat[i]['levels']} | {bpp[i]:.4f} | {psnr[i]:.2f} | "
+                   f"{lat[i]['encode_s']} | {lat[i]['decode_s']} |" for i in hull]
+        common.write_compressai_json(
+            os.path.join(out_dir, f"{common.safe_name(name)}_latent.json"), "NIC latent (nicjax)",
+            f"{name}: upper convex hull (Y-PSNR) of {len(lat)} latent-representation files (λ, levels); rates from "
+            "real bytes, colour bits per input point", lb, lp, "psnr-y")
+        anchors = []
+        nic, ours = cloud_rows(rows, name)
+        if ours:
+            anchors.append(("RAHT (nicjax)", column(ours, "bpp"), column(ours, "y_psnr"), "b-s"))
+        if nic:
+            nb, np_, nh = nic_envelope(nic, "y")
+            anchors.append(("SIREN envelope (nicjax)", nb[nh], np_[nh], "k-o"))
+        for version, style in {"v12": "--", "v23": "-.", "v23-rahtplain": ":"}.items():
+            path = os.path.join(reference_dir, f"{name}_tmc13-{version}.tsv")
+            if os.path.exists(path):
+                for mode, ref in rd.read_gpcc_reference(path).items():
+                    anchors.append((f"G-PCC {version.split('-')[0]} {mode}", np.asarray(ref["bpp"]),
+                                    np.asarray(ref["y"]), style))
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+        ax.scatter(bpp, psnr, s=8, c="0.7", label="latent files")
+        ax.plot(lb, lp, "r-o", ms=4, lw=2, label="NIC latent envelope")
+        for label, ab, ap, style in anchors:
+            ax.plot(ab, ap, style, ms=3, marker=".", label=label)
+            bd = rd.bd_rate(ab, ap, lb, lp)
+            bdp = common.bd_psnr(ab, ap, lb, lp)
+            table.append(f"| {name} | {len(lat)} | {label} | {common.fmt(bd, '+.1f', '%')} | "
+                         f"{common.fmt(bdp, '+.2f', ' dB')} | {rd.overlap_fraction(ap, lp):.0%} |")
+            bds.setdefault(label, []).append(bd)
+        ax.set_xscale("log")
+        ax.set_xlabel("colour bits per point")
+        ax.set_ylabel("Y-PSNR (dB)")
+        ax.set_title(f"{name}: latents on the octree")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, f"rd_latent_{name}.png"), dpi=120)
+        plt.close(fig)
+    if len(points) == 2:
+        return []
+    table += [f"| **average** ({len(v)} clouds) | | {label} | {common.fmt(common.mean(v), '+.1f', '%')} | | |"
+              for label, v in bds.items()]
+    return (["", "## Latent representation (codec 'latent') vs every anchor", ""] + table
+            + ["", "### Its envelope's points", ""] + points)
+
+
 def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     """Figures (the paper's Fig. 2 per cloud) and BD-rate tables (its Table 1, plus G-PCC) as markdown."""
     import matplotlib
@@ -183,7 +274,7 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = rd.read_rows(csv_path)
+    rows = [upgrade(r) for r in rd.read_rows(csv_path)]
     clouds = sorted({r["cloud"] for r in rows})
     lines = ["# R-D results", "", f"From `{csv_path}`; rates are colour bits per input point from real bytes. "
              "BD-rates: PCHIP over the overlapping PSNR range (bjontegaard); negative = NIC needs fewer bits.", ""]
@@ -260,6 +351,7 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
     lines += ["", "## What each part of the grid adds (BD-rate Y vs RAHT (ours), cumulative)", ""]
     lines += ablation(rows, clouds)
     lines += ["", "## The NIC envelope's points (Y-PSNR)", ""] + envelope_lines
+    lines += latent_summary(rows, clouds, out_dir, reference_dir)
     lines += ["", "Figures: " + ", ".join(f"`rd_{c}.png`" for c in clouds)]
     lines += ["", "R-D curves in CompressAI's JSON format (envelope points; Y-PSNR): "
               + ", ".join(f"`{common.safe_name(c)}_{k}.json`" for c in clouds for k in ("nic", "raht")
@@ -283,6 +375,7 @@ def main(argv):
                 signal = codec.cloud_signal(cloud)
                 sweep_raht(name, signal, writer)
                 sweep_nic(name, signal, writer)
+                sweep_latent(name, signal, writer)
     print(summarize(csv_path, FLAGS.out, FLAGS.reference_dir))
 
 

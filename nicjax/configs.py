@@ -83,7 +83,7 @@ IMAGE = CodecConfig(model=siren.SirenConfig(width=48, depth=5),
 # channel each, a 2x16 GELU network (~0.5k multiply-adds per point), Adam 1e-2 (Cool-chic's rate for latents),
 # all points in each step up to 2^18 (a latent gets a gradient from every point it colours), noise then rounding.
 LATENT = CodecConfig(representation="latent", model=latent.LatentConfig(),
-                     fit=FitConfig(steps=2000, learning_rate=1e-2, batch_size=1 << 18, rate_lambda=2e-3),
+                     fit=FitConfig(steps=1000, learning_rate=1e-2, batch_size=1 << 18, rate_lambda=2e-3),
                      levels=64)
 
 PRESETS = {

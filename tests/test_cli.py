@@ -167,6 +167,30 @@ def test_omega0_and_quantization_aware_steps_reach_the_file(workdir):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_latent_representation_through_the_cli(workdir):
+    """--representation latent --lambda: the CLI's file is the library's with the latent preset and that λ (and
+    not the one with another λ); it decodes through the same decompress; a SIREN flag with it is one error line."""
+    import dataclasses
+
+    from nicjax import codec, configs
+
+    d, _ = workdir
+    proc = run("nicjax.compress", "cloud.ply", "-o", "latent.nic", "--representation", "latent", "--lambda", "0.001",
+               "--steps", "60", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    data = (d / "latent.nic").read_bytes()
+    cloud = pointcloud.read_ply(str(d / "cloud.ply"))
+    config = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(configs.LATENT.fit, steps=60,
+                                                                          rate_lambda=0.001))
+    assert codec.compress(cloud, config, progress=False) == data
+    other = dataclasses.replace(config, fit=dataclasses.replace(config.fit, rate_lambda=0.1))
+    assert codec.compress(cloud, other, progress=False) != data
+    proc = run("nicjax.decompress", "latent.nic", "--geometry", "cloud.ply", "-o", "latent.ply", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("nicjax.compress", "cloud.ply", "-o", "x.nic", "--representation", "latent", "--width", "32", cwd=d)
+    assert proc.returncode != 0 and "--width" in error_line(proc) and not (d / "x.nic").exists()
+
+
 def test_rd_sweep_writes_rows_resumes_and_summarises(tmp_path):
     cloud = smooth_cloud(n=800)
     pointcloud.write_ply(str(tmp_path / "tiny.ply"), cloud.xyz, cloud.rgb)

@@ -64,13 +64,13 @@ class LatentConfig:
 
 
 def default_scales(geometry: np.ndarray) -> tuple:
-    """The levels, by rule from the geometry: from the finest node size at which nodes hold 2 points on average
-    (at least 2 voxels: finer nodes would hold one point each, a latent per point), doubling up to where fewer than
-    64 nodes are left (or 12 levels)."""
+    """The levels, by rule from the geometry: from the finest node size (at least 2 voxels) whose nodes start to
+    merge points (at most 0.95 nodes per point: finer nodes would hold one point each, a latent per point, which
+    the next level up nearly is already), doubling up to where fewer than 64 nodes are left (or 12 levels)."""
     xyz = _origin(geometry)
     n = len(xyz)
     k = 1
-    while k < 20 and len(_node_keys(xyz, k, unique=True)) > n / 2:
+    while k < 20 and len(_node_keys(xyz, k, unique=True)) > 0.95 * n:
         k += 1
     scales = []
     while len(scales) < MAX_LEVELS:
