@@ -32,6 +32,9 @@ flags.DEFINE_float("raht_step", configs.RahtConfig.step, "RAHT: the uniform quan
                    "coefficients.")
 flags.DEFINE_float("bpp", None, "Target bits per point (per pixel for images): the levels are chosen, and the "
                    "network too unless --width/--depth are given (nicjax.rate_control); prints what was reached.")
+flags.DEFINE_float("psnr", None, "Target quality in dB (Y-PSNR for clouds, RGB PSNR for images): the network given "
+                   "(or the preset's) is trained once and coded at the fewest levels whose decoded file reaches it "
+                   "(nicjax.rate_control); prints what was reached.")
 flags.DEFINE_bool("progress", sys.stderr.isatty(), "Show a progress bar while training (default: when stderr is "
                   "a terminal, so that logs get no carriage-return lines).")
 
@@ -61,23 +64,39 @@ def _report(output: str, data: bytes, count: int, unit: str, quality: str, secon
 
 
 def _check_bpp() -> None:
-    """--bpp: a positive target, for NIC only, and the levels are not given too."""
-    if FLAGS.bpp is None:
+    """--bpp or --psnr: one of them, a valid target, for NIC's SIREN only, and the levels are not given too."""
+    if FLAGS.bpp is None and FLAGS.psnr is None:
         return
+    flag = "--bpp" if FLAGS.bpp is not None else "--psnr"
+    if FLAGS.bpp is not None and FLAGS.psnr is not None:
+        cli.fail("give --bpp or --psnr, not both", 2)
     if FLAGS.codec != "nic":
-        cli.fail(f"--bpp is for the NIC codec, not --codec {FLAGS.codec} (whose rate is set by --raht_step)", 2)
+        cli.fail(f"{flag} is for the NIC codec, not --codec {FLAGS.codec} (whose rate is set by --raht_step)", 2)
     if FLAGS["levels"].present:
-        cli.fail("--bpp chooses the levels: leave --levels out", 2)
+        cli.fail(f"{flag} chooses the levels: leave --levels out", 2)
+    if FLAGS.representation == "latent":
+        cli.fail(f"{flag} is not built for --representation latent yet: its rate is set by --lambda", 2)
     try:
-        rate_control.check_target(FLAGS.bpp)
+        if FLAGS.bpp is not None:
+            rate_control.check_target(FLAGS.bpp)
+        else:
+            rate_control.check_psnr_target(FLAGS.psnr)
     except ValueError as e:
         cli.fail(str(e), 2)
 
 
-def _encode(at_config, at_bpp, subject, config: configs.CodecConfig, unit: str):
+def _encode(at_config, at_bpp, at_psnr, subject, config: configs.CodecConfig, unit: str):
     """`at_config(subject, config)` codes at the config's operating point; with --bpp, `at_bpp(subject, config,
-    target)` picks the levels (and the network unless --width/--depth are given) and the rate reached is printed."""
+    target)` picks the levels (and the network unless --width/--depth are given) and the rate reached is printed;
+    with --psnr, `at_psnr` picks the levels for the quality, and the quality reached is printed."""
     try:
+        if FLAGS.psnr is not None:
+            result, quality = at_psnr(subject, config, FLAGS.psnr, progress=FLAGS.progress)
+            points = len(result.xyz) if hasattr(result, "xyz") else result.pixels.shape[0] * result.pixels.shape[1]
+            print(f"quality {rate_control.describe_quality(quality, points, unit)}")
+            if quality.note:
+                print(f"note    {quality.note}")
+            return result
         if FLAGS.bpp is None:
             return at_config(subject, config, progress=FLAGS.progress)
         choose_network = not (FLAGS["width"].present or FLAGS["depth"].present)
@@ -119,7 +138,8 @@ def compress_cloud(cloud: pointcloud.PointCloud, source: str, output: str | None
     config = _config(defaults)
     if config.colour_space not in ("auto", "ycbcr"):
         cli.fail("--colour_space: point clouds are coded in YCbCr", 2)
-    result = _encode(codec.compress_cloud, rate_control.compress_cloud_to_bpp, cloud, config, "point")
+    result = _encode(codec.compress_cloud, rate_control.compress_cloud_to_bpp, rate_control.compress_cloud_to_psnr,
+                     cloud, config, "point")
     if output is not None:
         pointcloud.atomic_write(output, lambda f: f.write(result.data))
     _report(output or "(none written: give -o FILE to keep it)", result.data, len(result.xyz), "point",
@@ -158,7 +178,8 @@ def compress_image(img: image.Image, source: str, output: str) -> None:
     kind = "RGB" if img.channels == 3 else f"grayscale {img.colour_bits}-bit"
     print(f"input   {source}: {img.width}×{img.height} {kind} image")
     _check_bpp()
-    result = _encode(codec.compress_image, rate_control.compress_image_to_bpp, img, config, "pixel")
+    result = _encode(codec.compress_image, rate_control.compress_image_to_bpp, rate_control.compress_image_to_psnr,
+                     img, config, "pixel")
     pointcloud.atomic_write(output, lambda f: f.write(result.data))
     space = "RGB" if img.channels == 3 else "gray"
     _report(output, result.data, img.num_pixels, "pixel",

@@ -1,6 +1,9 @@
-"""Rate control: code a signal at a target number of bits per point (or pixel), from the file's real bytes.
+"""Rate control: code a signal at a target number of bits per point (or pixel), from the file's real bytes, or at
+a target quality (PSNR of the decoded file).
 
     compress_to_bpp(signal, config, target_bpp) -> RateResult
+    compress_to_psnr(signal, config, target_db) -> QualityResult   (the network given; the levels bisected on the
+                                                                    PSNR of each decoded trial file)
 
 1. The network (unless the caller fixed it, choose_network=False): the SIREN of `LADDER` whose bits per parameter
    at the target, target_bpp · points / parameters, is closest in log to `BITS_PER_PARAMETER` (6.3). That is
@@ -124,6 +127,9 @@ def compress_to_bpp(signal: Signal, config: CodecConfig, target_bpp: float, *, c
     keeps config.model (or the --init artefact's network, which always stays); config.levels is ignored."""
     t0 = time.perf_counter()
     target_bpp = check_target(target_bpp)
+    if config.representation != "siren":
+        raise ValueError(f"rate control is built for the SIREN only, not {config.representation!r} (whose rate "
+                         "FitConfig.rate_lambda sets)")
     points = int(signal.inputs.shape[0])
     target_bytes = target_bpp * points / 8.0
     if choose_network and not config.init:
@@ -165,35 +171,149 @@ def compress_to_bpp(signal: Signal, config: CodecConfig, target_bpp: float, *, c
                                "encode": t_end - t0})
 
 
+def _cloud_result(signal: Signal, config: CodecConfig, data: bytes, fit_s: float, t0: float) -> codec.CloudResult:
+    """The CloudResult of a file coded from `signal`, decoded from its bytes as the decoder will."""
+    t_enc = time.perf_counter()
+    decoded = codec.decode(data, codec.DecodeContext(geometry=signal.geometry, init_search=codec.search_path(config)))
+    t_dec = time.perf_counter()
+    return codec.CloudResult(data=data, xyz=signal.geometry, rgb=signal.colours, decoded_rgb=decoded.values,
+                             psnr=colour_psnr(signal.colours, decoded.values, color.peak(signal.colour_bits)),
+                             seconds={"fit": fit_s, "encode": t_enc - t0, "decode": t_dec - t_enc})
+
+
+def _image_result(signal: Signal, config: CodecConfig, data: bytes, seconds: dict) -> codec.ImageResult:
+    pixels = signal.colours.reshape(signal.info.height, signal.info.width, signal.channels)
+    t_enc = time.perf_counter()
+    decoded = codec.decompress_image(data, init_search=codec.search_path(config))
+    header, _ = codec.read(data, codec.search_path(config))
+    return codec.ImageResult(data=data, pixels=pixels, decoded=decoded, header=header,
+                             seconds=dict(seconds, decode=time.perf_counter() - t_enc),
+                             psnr=imaging.image_psnr(pixels, decoded, color.peak(signal.colour_bits)))
+
+
 def compress_cloud_to_bpp(cloud, config: CodecConfig, target_bpp: float, *, choose_network: bool = True,
                           progress: bool = True):
     """(codec.CloudResult, RateResult): a cloud coded at `target_bpp`, decoded from its bytes as the decoder will."""
     t0 = time.perf_counter()
     signal = codec.cloud_signal(cloud, config)
     rate = compress_to_bpp(signal, config, target_bpp, choose_network=choose_network, progress=progress)
-    t_enc = time.perf_counter()
-    decoded = codec.decode(rate.data, codec.DecodeContext(geometry=signal.geometry,
-                                                          init_search=codec.search_path(config)))
-    t_dec = time.perf_counter()
-    result = codec.CloudResult(data=rate.data, xyz=signal.geometry, rgb=signal.colours, decoded_rgb=decoded.values,
-                               psnr=colour_psnr(signal.colours, decoded.values, color.peak(signal.colour_bits)),
-                               seconds={"fit": rate.seconds["fit"], "encode": t_enc - t0, "decode": t_dec - t_enc})
-    return result, rate
+    return _cloud_result(signal, config, rate.data, rate.seconds["fit"], t0), rate
 
 
 def compress_image_to_bpp(pixels, config: CodecConfig, target_bpp: float, *, choose_network: bool = True,
                           progress: bool = True):
     """(codec.ImageResult, RateResult): an image coded at `target_bpp` bits per pixel."""
     signal = codec.image_signal(pixels, config)
-    pixels = signal.colours.reshape(signal.info.height, signal.info.width, signal.channels)
     rate = compress_to_bpp(signal, config, target_bpp, choose_network=choose_network, progress=progress)
-    t_enc = time.perf_counter()
-    decoded = codec.decompress_image(rate.data, init_search=codec.search_path(config))
-    header, _ = codec.read(rate.data, codec.search_path(config))
-    result = codec.ImageResult(data=rate.data, pixels=pixels, decoded=decoded, header=header,
-                               seconds=dict(rate.seconds, decode=time.perf_counter() - t_enc),
-                               psnr=imaging.image_psnr(pixels, decoded, color.peak(signal.colour_bits)))
-    return result, rate
+    return _image_result(signal, config, rate.data, rate.seconds), rate
+
+
+# --- a quality target ------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class QualityResult:
+    data: bytes
+    target_db: float
+    psnr_db: float  # what the decoder's output reaches: Y-PSNR for clouds, RGB PSNR for images
+    metric: str  # "Y" or "RGB"
+    model: object
+    levels: int
+    reached: bool  # psnr_db >= target_db
+    note: str
+    trials: dict  # levels -> PSNR (dB) of every file the search decoded
+    seconds: dict  # "fit", "search", "encode"
+
+
+def check_psnr_target(target_db: float) -> float:
+    target_db = float(target_db)
+    if not (0 < target_db < 200):
+        raise ValueError(f"--psnr must be a PSNR in dB between 0 and 200, got {target_db:g}")
+    return target_db
+
+
+def decoded_psnr(signal: Signal, data: bytes, init_search: tuple = ()) -> float:
+    """What the decoder makes of `data`, against the signal: Y-PSNR (clouds) or RGB PSNR (images), in dB."""
+    decoded = codec.decode(data, codec.DecodeContext(geometry=signal.geometry, init_search=init_search))
+    peak = color.peak(signal.colour_bits)
+    if signal.geometry is not None:
+        return float(colour_psnr(signal.colours, decoded.values, peak)["y"])
+    return float(imaging.image_psnr(signal.colours.reshape(decoded.values.shape), decoded.values, peak))
+
+
+def search_levels_for_quality(quality, target_db: float, lo: int = MIN_LEVELS, hi: int = MAX_LEVELS):
+    """(levels, psnr, trials): the fewest integer levels in [lo, hi] whose `quality(levels)` (the decoded PSNR,
+    non-decreasing in levels up to rounding) reaches target_db, by bisection; `hi` if none does."""
+    trials = {}
+
+    def at(levels):
+        if levels not in trials:
+            trials[levels] = float(quality(levels))
+        return trials[levels]
+
+    if at(lo) >= target_db:
+        return lo, trials[lo], trials
+    if at(hi) < target_db:
+        return hi, trials[hi], trials
+    while hi - lo > 1:  # at(lo) < target <= at(hi)
+        mid = (lo + hi) // 2
+        if at(mid) >= target_db:
+            hi = mid
+        else:
+            lo = mid
+    return hi, trials[hi], trials
+
+
+def compress_to_psnr(signal: Signal, config: CodecConfig, target_db: float, *, progress: bool = True,
+                     callback=None) -> QualityResult:
+    """Codes `signal` with config's network, trained once, at the fewest quantization levels (4..4096) whose decoded
+    file reaches `target_db` (Y-PSNR for clouds, RGB PSNR for images; every trial is decoded from its bytes). The
+    network is the caller's (config.model, or the --init artefact's): no rule picks one for a quality target. A
+    target the network does not reach at 4096 levels is coded there and reported (reached False, a note)."""
+    t0 = time.perf_counter()
+    target_db = check_psnr_target(target_db)
+    if config.representation != "siren":
+        raise ValueError(f"rate control is built for the SIREN only, not {config.representation!r} (whose rate "
+                         "FitConfig.rate_lambda sets)")
+    p = codec.plan(signal, config)
+    params, _ = codec.train(signal, p, progress=progress, callback=callback)
+    t_fit = time.perf_counter()
+    search = codec.search_path(config)
+    levels, psnr, trials = search_levels_for_quality(
+        lambda n: decoded_psnr(signal, codec.write(p.header, params, p.reference, n), search), target_db)
+    data = codec.write(p.header, params, p.reference, levels)
+    t_end = time.perf_counter()
+    m = p.model.config
+    metric = "Y" if signal.geometry is not None else "RGB"
+    note = ""
+    if psnr < target_db:
+        note = (f"target {target_db:g} dB is above what the {m.width}x{m.depth} network reaches after "
+                f"{config.fit.steps} steps ({psnr:.2f} dB at {levels} levels): coded there; try a larger network "
+                "or more steps")
+    return QualityResult(data=data, target_db=target_db, psnr_db=psnr, metric=metric, model=m, levels=levels,
+                         reached=psnr >= target_db, note=note, trials=trials,
+                         seconds={"fit": t_fit - t0, "search": t_end - t_fit, "encode": t_end - t0})
+
+
+def compress_cloud_to_psnr(cloud, config: CodecConfig, target_db: float, *, progress: bool = True):
+    """(codec.CloudResult, QualityResult): a cloud coded to reach `target_db` Y-PSNR (compress_to_psnr)."""
+    t0 = time.perf_counter()
+    signal = codec.cloud_signal(cloud, config)
+    quality = compress_to_psnr(signal, config, target_db, progress=progress)
+    return _cloud_result(signal, config, quality.data, quality.seconds["fit"], t0), quality
+
+
+def compress_image_to_psnr(pixels, config: CodecConfig, target_db: float, *, progress: bool = True):
+    """(codec.ImageResult, QualityResult): an image coded to reach `target_db` RGB PSNR."""
+    signal = codec.image_signal(pixels, config)
+    quality = compress_to_psnr(signal, config, target_db, progress=progress)
+    return _image_result(signal, config, quality.data, quality.seconds), quality
+
+
+def describe_quality(q: QualityResult, points: int, unit: str = "point") -> str:
+    m = q.model
+    return (f"{q.metric} {q.psnr_db:.2f} dB reached for a target of {q.target_db:g} dB at "
+            f"{8.0 * len(q.data) / points:.4f} bits per {unit}: {m.width}x{m.depth} SIREN (ω0 {m.omega0:g}), "
+            f"{q.levels} levels")
 
 
 def describe(rate: RateResult, unit: str = "point") -> str:

@@ -152,3 +152,31 @@ def test_the_cli_prints_the_reached_rate_and_refuses_bad_targets(tmp_path):
     proc = _run("c.ply", "-o", "u.nic", "--bpp", "0.01", "--steps", "10", "--noprogress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert any(l.startswith("note") and "below" in l for l in proc.stdout.splitlines())
+
+
+SMALL = configs.CodecConfig(model=siren.SirenConfig(width=16, depth=2, omega0=60.0),
+                            fit=configs.FitConfig(steps=150, batch_size=2048))
+
+
+def test_a_psnr_target_is_reached_with_the_fewest_levels(cloud):
+    """--psnr: the decoded file reaches the target, and one level fewer would not (every trial decoded from its
+    bytes); the PSNR reported is the decoder's."""
+    signal = codec.cloud_signal(cloud)
+    p = codec.plan(signal, SMALL)
+    params, _ = codec.train(signal, p, progress=False)
+    at = {n: rate_control.decoded_psnr(signal, codec.write(p.header, params, p.reference, n)) for n in (4, 4096)}
+    target = 0.5 * (at[4] + at[4096])
+    result, q = rate_control.compress_cloud_to_psnr(cloud, SMALL, target, progress=False)
+    assert q.reached and q.note == "" and 4 < q.levels < 4096
+    assert result.psnr["y"] == pytest.approx(q.psnr_db) and q.psnr_db >= target
+    below = rate_control.decoded_psnr(signal, codec.write(p.header, params, p.reference, q.levels - 1))
+    assert below < target
+    assert q.trials[q.levels] == pytest.approx(q.psnr_db)
+
+
+def test_an_unreachable_psnr_is_coded_at_the_most_levels_and_reported(cloud):
+    result, q = rate_control.compress_cloud_to_psnr(cloud, SMALL, 90.0, progress=False)
+    assert not q.reached and q.levels == 4096 and "above what" in q.note
+    assert (codec.decompress(result.data, cloud.xyz) == result.decoded_rgb).all()
+    with pytest.raises(ValueError, match="--psnr"):
+        rate_control.check_psnr_target(-3)
