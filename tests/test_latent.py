@@ -22,7 +22,7 @@ def cube(side: int, spacing: int = 1) -> np.ndarray:
     return np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
 
 
-def quick(steps: int = 150, lam: float = 2e-3, **model) -> configs.CodecConfig:
+def quick(steps: int = 300, lam: float = 2e-3, **model) -> configs.CodecConfig:
     return dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, **model),
                                fit=dataclasses.replace(configs.LATENT.fit, steps=steps, rate_lambda=lam,
                                                        steps_per_call=30))

@@ -61,6 +61,16 @@ def rows_per_piece(width: int) -> int | None:
     return 1 << max(0, ((1 << 18) // max(int(width), 1)).bit_length() - 1)
 
 
+def dense_tensors(dims: list[int], layer_name) -> list[TensorSpec]:
+    """The coded tensors of a stack of dense layers dims[0] → dims[1] → …: per layer its bias, then its kernel (the
+    pytree's sorted-key order), named layer_name(i)/bias and layer_name(i)/kernel."""
+    out = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        out.append(TensorSpec(f"{layer_name(i)}/bias", (b,), "bias"))
+        out.append(TensorSpec(f"{layer_name(i)}/kernel", (a, b), "kernel"))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
     """A representation and its configuration: hashable, so it can be a static argument of jitted functions."""

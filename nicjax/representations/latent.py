@@ -53,14 +53,19 @@ class LatentConfig:
     def feature_dim(self) -> int:
         return len(self.scales) * self.channels
 
+    @property
+    def dims(self) -> list[int]:
+        """The synthesis network's layer sizes, features to outputs."""
+        return [self.feature_dim] + [self.hidden] * self.layers + [self.out_dim]
+
     def num_params(self) -> int:
-        dims = [self.feature_dim] + [self.hidden] * self.layers + [self.out_dim]
-        return sum(self.counts) * self.channels + sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+        d = self.dims
+        return sum(self.counts) * self.channels + sum(a * b + b for a, b in zip(d[:-1], d[1:]))
 
     def macs_per_point(self) -> int:
         """Multiply-adds of the synthesis network, plus the interpolation (8 per feature value)."""
-        dims = [self.feature_dim] + [self.hidden] * self.layers + [self.out_dim]
-        return sum(a * b for a, b in zip(dims[:-1], dims[1:])) + NEIGHBOURS * self.feature_dim
+        d = self.dims
+        return sum(a * b for a, b in zip(d[:-1], d[1:])) + NEIGHBOURS * self.feature_dim
 
 
 def default_scales(geometry: np.ndarray) -> tuple:
@@ -188,7 +193,7 @@ def layer_name(i: int) -> str:
 def init_params(config: LatentConfig, key):
     """Latents at zero (their reference: the decoder needs no seed for them); the network He-initialised."""
     params = {latent_name(i): jnp.zeros((c, config.channels), jnp.float32) for i, c in enumerate(config.counts)}
-    dims = [config.feature_dim] + [config.hidden] * config.layers + [config.out_dim]
+    dims = config.dims
     keys = jax.random.split(key, len(dims) - 1)
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         scale = math.sqrt(2.0 / a) if i < len(dims) - 2 else math.sqrt(1.0 / a)
@@ -265,13 +270,9 @@ class LatentRepresentation:
         return config
 
     def tensors(self, config: LatentConfig) -> list[container.TensorSpec]:
-        out = [container.TensorSpec(latent_name(i), (c, config.channels), "latent")
-               for i, c in enumerate(config.counts)]
-        dims = [config.feature_dim] + [config.hidden] * config.layers + [config.out_dim]
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-            out.append(container.TensorSpec(f"{layer_name(i)}/bias", (b,), "bias"))
-            out.append(container.TensorSpec(f"{layer_name(i)}/kernel", (a, b), "kernel"))
-        return out
+        latents = [container.TensorSpec(latent_name(i), (c, config.channels), "latent")
+                   for i, c in enumerate(config.counts)]
+        return latents + base.dense_tensors(config.dims, layer_name)
 
     def init(self, config: LatentConfig, key):
         return init_params(config, key)

@@ -189,12 +189,7 @@ class SirenRepresentation:
         return config
 
     def tensors(self, config: SirenConfig) -> list[container.TensorSpec]:
-        dims = [config.in_dim] + [config.width] * config.depth + [config.out_dim]
-        out = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-            out.append(container.TensorSpec(f"{layer_name(i)}/bias", (b,), "bias"))
-            out.append(container.TensorSpec(f"{layer_name(i)}/kernel", (a, b), "kernel"))
-        return out
+        return base.dense_tensors([config.in_dim] + [config.width] * config.depth + [config.out_dim], layer_name)
 
     def init(self, config: SirenConfig, key):
         return init_params(config, key)
