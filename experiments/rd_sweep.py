@@ -55,6 +55,15 @@ flags.DEFINE_list("lambdas", [], "The latent representation (--representation la
 flags.DEFINE_integer("latent_steps", configs.LATENT.fit.steps, "Training steps of each latent file.")
 flags.DEFINE_list("latent_levels", ["32", "64"], "Quantization levels of the latent files' synthesis network (the "
                   "latents are integers).")
+# Ablations of the latent codec (the 'variant' column; "" is the codec as shipped).
+LATENT_VARIANTS = {
+    "": lambda c: c,
+    "nearest": lambda c: dataclasses.replace(c, model=dataclasses.replace(c.model, interpolation="nearest")),
+    "noise_only": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, hard_fraction=0.0)),
+}
+flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
+                  "point reads its own node's latent, no interpolation), 'noise_only' (no straight-through "
+                  "rounding phase: uniform noise to the end).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()
@@ -64,7 +73,7 @@ flags.adopt_module_key_flags(config_flags)  # --help lists the config and shared
 flags.adopt_module_key_flags(common)
 
 KEY = ("cloud", "codec", "width", "depth", "omega0", "lr", "delta_l1", "qat_steps", "qat_lr", "iterations", "levels",
-       "raht_step", "lambda")
+       "raht_step", "lambda", "variant")
 COLUMNS = list(KEY) + ["bytes", "bpp", "y_psnr", "u_psnr", "v_psnr", "yuv_psnr", "encode_s", "decode_s"]
 SHOW = ("codec", "width", "depth", "delta_l1", "qat_steps", "iterations", "levels", "raht_step", "lambda", "bpp",
         "y_psnr")
@@ -76,7 +85,7 @@ def cloud_name(path: str) -> str:
 
 def upgrade(row: dict) -> dict:
     """Rows of CSVs written before the latent representation: no λ."""
-    return {"lambda": "", **row}
+    return {"lambda": "", "variant": "", **row}
 
 
 def writer_for(path: str) -> common.RowWriter:
@@ -132,14 +141,16 @@ def sweep_latent(name, signal, writer: common.RowWriter):
         def key(s: common.Setting) -> dict:
             return dict(cloud=name, codec="latent", width=model.hidden, depth=model.layers,
                         lr=f"{base.fit.learning_rate:g}", iterations=s.iterations, levels=s.levels, qat_steps=0,
-                        **{"lambda": f"{lam:g}"})
+                        variant=FLAGS.latent_variant, **{"lambda": f"{lam:g}"})
 
         def fields(p: common.Point) -> dict:
             return measured_fields(p.bytes, p.bpp, p.psnr, p.encode_s, p.decode_s)
 
-        config = dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam))
+        config = LATENT_VARIANTS[FLAGS.latent_variant](
+            dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam)))
         common.sweep(signal, config, writer, key, fields, iterations=[FLAGS.latent_steps], levels=levels,
-                     progress=FLAGS.progress, label=f"{name}: latent λ={lam:g}, {FLAGS.latent_steps} steps")
+                     progress=FLAGS.progress, label=f"{name}: latent λ={lam:g}, {FLAGS.latent_steps} steps"
+                     + (f", variant {FLAGS.latent_variant}" if FLAGS.latent_variant else ""))
 
 
 def sweep_raht(name, signal, writer: common.RowWriter):
@@ -216,7 +227,7 @@ def latent_summary(rows, clouds, out_dir: str, reference_dir: str) -> list[str]:
     points = ["| cloud | λ | levels | bpp | Y-PSNR | encode s | decode s |", "| --- | --- | --- | --- | --- | --- | --- |"]
     bds: dict = {}
     for name in clouds:
-        lat = [r for r in rows if r["cloud"] == name and r["codec"] == "latent"]
+        lat = [r for r in rows if r["cloud"] == name and r["codec"] == "latent" and r["variant"] == ""]
         if not lat:
             continue
         bpp, psnr, hull = nic_envelope(lat, "y")
@@ -264,7 +275,29 @@ def latent_summary(rows, clouds, out_dir: str, reference_dir: str) -> list[str]:
     table += [f"| **average** ({len(v)} clouds) | | {label} | {common.fmt(common.mean(v), '+.1f', '%')} | | |"
               for label, v in bds.items()]
     return (["", "## Latent representation (codec 'latent') vs every anchor", ""] + table
-            + ["", "### Its envelope's points", ""] + points)
+            + ["", "### Its envelope's points", ""] + points + latent_ablation(rows, clouds, reference_dir))
+
+
+def latent_ablation(rows, clouds, reference_dir: str) -> list[str]:
+    """BD-rate (Y) vs G-PCC v23 RAHT of each variant's envelope, per cloud that has variant rows."""
+    variants = sorted({r["variant"] for r in rows if r["codec"] == "latent"})
+    if variants == [""]:
+        return []
+    table = ["| cloud | variant | files | BD-rate Y vs G-PCC v23 RAHT | vs our RAHT |", "| --- | --- | --- | --- | --- |"]
+    for name in clouds:
+        path = os.path.join(reference_dir, f"{name}_tmc13-v23.tsv")
+        ref = rd.read_gpcc_reference(path).get("raht") if os.path.exists(path) else None
+        _, ours = cloud_rows(rows, name)
+        for variant in variants:
+            lat = [r for r in rows if r["cloud"] == name and r["codec"] == "latent" and r["variant"] == variant]
+            if not lat:
+                continue
+            bpp, psnr, hull = nic_envelope(lat, "y")
+            g = rd.bd_rate(ref["bpp"], ref["y"], bpp[hull], psnr[hull]) if ref else float("nan")
+            o = rd.bd_rate(column(ours, "bpp"), column(ours, "y_psnr"), bpp[hull], psnr[hull]) if ours else float("nan")
+            table.append(f"| {name} | {variant or 'as shipped'} | {len(lat)} | {common.fmt(g, '+.1f', '%')} | "
+                         f"{common.fmt(o, '+.1f', '%')} |")
+    return ["", "### Ablation: the shipped latent codec against its variants", ""] + table
 
 
 def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:

@@ -171,3 +171,20 @@ def test_the_seeded_reference_of_latents_is_zero():
     config = latent.LatentConfig(scales=(1, 2), counts=(10, 3))
     params = latent.LATENT.init(config, jax.random.key(0))
     assert not np.asarray(params[latent.latent_name(0)]).any()
+
+
+def test_nearest_node_features_and_their_header_bit():
+    """The ablation baseline: each point reads its own node only; the header says so (bit 7 of the layers byte)."""
+    xyz = cube(8)
+    tree = latent.octree(xyz, (1, 2))
+    f = latent.features(tree, xyz, nearest=True).reshape(len(xyz), 2, 2, latent.NEIGHBOURS)
+    w = f[:, :, 1]
+    assert ((w == 0) | (w == 1)).all() and (w.sum(-1) == 1).all()
+    for level, k in enumerate((1, 2)):
+        own = latent._pack(np.floor((xyz + 0.5) / (1 << k)).astype(np.int64))
+        picked = f[:, level, 0][w[:, level] == 1].astype(np.int64)
+        assert (tree.keys[level][picked] == own).all()
+    config = dataclasses.replace(latent.for_geometry(latent.LatentConfig(), xyz), interpolation="nearest")
+    raw = latent.LATENT.config_bytes(config)
+    assert raw[3] == 0x80 | config.layers
+    assert latent.LATENT.config_from_bytes(container.Reader(raw, len(raw)), None) == config

@@ -29,6 +29,7 @@ from nicjax.errors import NicError
 from nicjax.representations import base
 
 NEIGHBOURS = 8
+INTERPOLATIONS = ("trilinear", "nearest")  # the header's bit 7 of the layers byte: 1 for nearest
 MAX_LEVELS = 12
 MAX_CHANNELS = 8
 MAX_HIDDEN = 256
@@ -48,6 +49,9 @@ class LatentConfig:
     hidden: int = 16
     layers: int = 2  # hidden GELU layers; a linear output layer follows
     counts: tuple = ()
+    # "trilinear" over the occupied neighbours, or "nearest": a point reads its own node's latent only (the
+    # baseline the interpolation is measured against)
+    interpolation: str = "trilinear"
 
     @property
     def feature_dim(self) -> int:
@@ -97,6 +101,8 @@ def check_config(config: LatentConfig, signal: container.SignalInfo | None = Non
             and 0 <= config.layers <= MAX_LAYERS):
         raise ValueError(f"a latent network of {config.channels} channels, {config.layers}x{config.hidden} cannot be "
                          f"stored (channels 1 to {MAX_CHANNELS}, width 1 to {MAX_HIDDEN}, layers 0 to {MAX_LAYERS})")
+    if config.interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {config.interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
     if len(config.counts) != len(s) or any(c < 1 for c in config.counts):
         raise ValueError("latent node counts must be given for every level (LatentConfig.counts)")
     if config.num_params() > container.MAX_PARAMS:
@@ -154,10 +160,10 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
     return dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
 
 
-def features(tree: Octree, points: np.ndarray) -> np.ndarray:
+def features(tree: Octree, points: np.ndarray, nearest: bool = False) -> np.ndarray:
     """(N, L·8·2) float32: per level, the 8 neighbour node indices, then their trilinear weights (0 for
     unoccupied nodes; the rest sum to 1). A point in no occupied node at a level (possible only for points that are
-    not in the geometry) gets all-zero weights there: feature 0."""
+    not in the geometry) gets all-zero weights there: feature 0. `nearest`: weight 1 on the point's own node."""
     p = np.asarray(points, np.float64) - tree.low + 0.5
     n = len(p)
     out = np.empty((n, len(tree.scales), 2, NEIGHBOURS), np.float32)
@@ -167,6 +173,9 @@ def features(tree: Octree, points: np.ndarray) -> np.ndarray:
         frac = u - base_node
         nodes = base_node.astype(np.int64)[:, None, :] + _CORNERS[None]  # (N, 8, 3)
         w = np.prod(np.where(_CORNERS[None] == 1, frac[:, None, :], 1.0 - frac[:, None, :]), axis=-1)
+        if nearest:  # the corner that is the point's own node: floor(p / 2^k) = base + (frac >= 1/2)
+            own = (_CORNERS[None] == (frac[:, None, :] >= 0.5)).all(-1)
+            w = own.astype(np.float64)
         valid = (nodes >= 0).all(-1) & (nodes < (1 << 21)).all(-1)
         key = _pack(np.where(valid[..., None], nodes, 0))
         idx = np.searchsorted(keys, key)
@@ -245,11 +254,12 @@ class LatentRepresentation:
     def inputs(self, config: LatentConfig, geometry, points=None) -> np.ndarray:
         """What `apply` reads for `points` (default: the geometry's own points)."""
         tree = octree(geometry, config.scales)
-        return features(tree, geometry if points is None else points)
+        return features(tree, geometry if points is None else points, nearest=config.interpolation == "nearest")
 
     def config_bytes(self, config: LatentConfig) -> bytes:
         check_config(config)
-        out = bytes([config.scales[0], len(config.scales), config.channels, config.layers])
+        nearest = config.interpolation == "nearest"
+        out = bytes([config.scales[0], len(config.scales), config.channels, config.layers | nearest << 7])
         out += container.varint(config.hidden)
         for c in config.counts:
             out += container.varint(c)
@@ -257,12 +267,14 @@ class LatentRepresentation:
 
     def config_from_bytes(self, read: container.Reader, signal: container.SignalInfo | None) -> LatentConfig:
         first, n_levels, channels, layers = read.take(4)
+        interpolation = INTERPOLATIONS[layers >> 7]
+        layers &= 0x7F
         hidden = read.varint(max_bits=14)
         if not 1 <= n_levels <= MAX_LEVELS:
             raise NicError(f"file is corrupted ({n_levels} latent levels)")
         counts = tuple(read.varint(max_bits=28) for _ in range(n_levels))
         config = LatentConfig(scales=tuple(range(first, first + n_levels)), channels=channels, hidden=hidden,
-                              layers=layers, counts=counts)
+                              layers=layers, counts=counts, interpolation=interpolation)
         try:
             check_config(config, signal)
         except ValueError as e:
