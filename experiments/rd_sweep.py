@@ -59,11 +59,15 @@ flags.DEFINE_list("latent_levels", ["32", "64"], "Quantization levels of the lat
 LATENT_VARIANTS = {
     "": lambda c: c,
     "nearest": lambda c: dataclasses.replace(c, model=dataclasses.replace(c.model, interpolation="nearest")),
-    "noise_only": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, hard_fraction=0.0)),
+    "noise": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="noise")),
+    "mixed": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="mixed")),
+    "noise_only": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="noise",
+                                                                           hard_fraction=0.0)),
 }
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
-                  "point reads its own node's latent, no interpolation), 'noise_only' (no straight-through "
-                  "rounding phase: uniform noise to the end).")
+                  "point reads its own node's latent, no interpolation), 'noise' or 'mixed' (only that training, "
+                  "instead of the better of both), 'noise_only' (noise training without the straight-through "
+                  "rounding phase).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

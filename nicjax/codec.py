@@ -221,8 +221,7 @@ def search_path(config: CodecConfig) -> tuple:
 def train(signal: Signal, p: Plan, *, progress: bool = True, callback=None):
     """Trains from p.start; returns (params, history). Representations with latents train for D + λ·R."""
     if has_latents(p.model):
-        return fitting.fit_rate_distortion(p.model, p.start, p.inputs, p.targets, p.fit, p.fit.rate_lambda,
-                                           hard_fraction=p.fit.hard_fraction, progress=progress, callback=callback)
+        return fitting.fit_latents(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback)
     return fitting.fit(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback,
                        reference=p.reference if p.fit.delta_l1 else None)
 

@@ -43,6 +43,10 @@ class FitConfig:
     rate_lambda: float = 0.0
     # The last fraction of the steps rounds the latents (straight-through) instead of adding uniform noise.
     hard_fraction: float = 0.2
+    # Before that: "noise" (uniform noise on the latents for the rate and the synthesis), "mixed" (noise for the
+    # rate; the synthesis reads the rounded latents, straight-through, as the decoder will), or "best": both
+    # trained, and the one with the lower D + λ·R of the integer latents kept (README: neither wins on every cloud).
+    latent_noise: str = "noise"
 
 
 REFERENCES = ("auto", "zeros", "seeded", "init")
@@ -83,7 +87,8 @@ IMAGE = CodecConfig(model=siren.SirenConfig(width=48, depth=5),
 # channel each, a 2x16 GELU network (~0.5k multiply-adds per point), Adam 1e-2 (Cool-chic's rate for latents),
 # all points in each step up to 2^18 (a latent gets a gradient from every point it colours), noise then rounding.
 LATENT = CodecConfig(representation="latent", model=latent.LatentConfig(),
-                     fit=FitConfig(steps=1000, learning_rate=1e-2, batch_size=1 << 18, rate_lambda=2e-3),
+                     fit=FitConfig(steps=1000, learning_rate=1e-2, batch_size=1 << 18, rate_lambda=2e-3,
+                                   latent_noise="best"),
                      levels=64)
 
 PRESETS = {

@@ -214,23 +214,30 @@ def latent_rate_bits(latents: dict, log_scales: dict):
     return sum(jnp.sum(laplace_bits(y, log_scales[name][None, :])) for name, y in latents.items())
 
 
-@functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "hard"))
+def _rounded(latents: dict) -> dict:
+    """Straight-through rounding: the decoder's integers forward, identity backward."""
+    return {k: v + jax.lax.stop_gradient(jnp.round(v) - v) for k, v in latents.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
 def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, *, model, tx, weights, latent_names, batch_size,
-              hard):
+              phase):
     n = inputs.shape[0]
 
     def loss_fn(s, key, x, y):
         params, log_scales = s["params"], s["log_scales"]
         noise_key, _ = jax.random.split(key)
         latents = {k: params[k] for k in latent_names}
-        if hard:  # straight-through rounding: the decoder's integers forward, identity backward
-            coded = {k: v + jax.lax.stop_gradient(jnp.round(v) - v) for k, v in latents.items()}
+        if phase == "round":
+            coded = _rounded(latents)
         else:  # additive uniform noise: a differentiable stand-in for rounding
             ks = jax.random.split(noise_key, len(latent_names))
             coded = {k: v + jax.random.uniform(kk, v.shape, v.dtype, -0.5, 0.5)
                      for kk, (k, v) in zip(ks, latents.items())}
         bits = latent_rate_bits(coded, log_scales)
-        distortion, per_channel = weighted_mse(model.apply({**params, **coded}, x), y, weights)
+        # "mixed": the rate sees the noise, the synthesis the rounded latents it will decode from
+        read = _rounded(latents) if phase == "mixed" else coded
+        distortion, per_channel = weighted_mse(model.apply({**params, **read}, x), y, weights)
         return distortion + lam * bits / n, (per_channel, bits)
 
     def step(carry, key):
@@ -246,6 +253,43 @@ def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, *, model, tx, w
 
     (state, opt_state), (per_channel, bits) = jax.lax.scan(step, (state, opt_state), step_keys)
     return state, opt_state, per_channel, bits
+
+
+LATENT_NOISES = ("noise", "mixed", "best")
+
+
+def rd_cost(model: Model, params, inputs, targets, loss_weights, lam: float) -> float:
+    """D + λ·R of params whose latents are integers: D the weighted MSE of the network's outputs (float64), R the
+    latents' real bits per point from the entropy coder (the network's weights, alike in size, are left out)."""
+    from nicjax import entropy
+
+    out = model.evaluate(params, inputs)
+    per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
+    latents = [np.asarray(params[t.name]).astype(np.int64).ravel() for t in model.tensors() if t.role == "latent"]
+    bits = 8 * len(entropy.encode_ints(latents, [2] * len(latents)))
+    return float(np.dot(per_channel, loss_weights)) + lam * bits / len(out)
+
+
+def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, progress: bool = True, callback=None):
+    """fit_rate_distortion at config.rate_lambda with config.latent_noise; "best" trains with "noise" and with
+    "mixed" and returns the one of lower rd_cost (the callback then sees only that one, once, at the end)."""
+    if config.latent_noise not in LATENT_NOISES:
+        raise ValueError(f"unknown latent_noise {config.latent_noise!r}: use one of {', '.join(LATENT_NOISES)}")
+    if config.latent_noise != "best":
+        return fit_rate_distortion(model, params, inputs, targets, config, config.rate_lambda,
+                                   hard_fraction=config.hard_fraction, progress=progress, callback=callback)
+    best = None
+    for mode in ("noise", "mixed"):
+        trained, history = fit_rate_distortion(model, params, inputs, targets,
+                                               dataclasses.replace(config, latent_noise=mode), config.rate_lambda,
+                                               hard_fraction=config.hard_fraction, progress=progress)
+        cost = rd_cost(model, trained, inputs, targets, config.loss_weights, config.rate_lambda)
+        history = dict(history, latent_noise=mode, rd_cost=cost)
+        if best is None or cost < best[2]:
+            best = (trained, history, cost)
+    if callback is not None:
+        callback(config.steps, best[0])
+    return best[0], best[1]
 
 
 def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig, lam: float, *,
@@ -272,18 +316,19 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
     try:
         while done < config.steps:
             hard = done >= switch
+            phase = "round" if hard else config.latent_noise
             k = min(config.steps_per_call, config.steps - done, (switch - done) if not hard else config.steps)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
             state, opt_state, per_channel, bits = _rd_chunk(
                 state, opt_state, keys, inputs, targets, jnp.float32(lam), model=model, tx=tx, weights=weights,
-                latent_names=latent_names, batch_size=batch, hard=hard)
+                latent_names=latent_names, batch_size=batch, phase=phase)
             per_channel, bits = np.asarray(per_channel), np.asarray(bits)
             history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))
             done += k
             if bar is not None:
                 bar.update(k)
                 bar.set_postfix(psnr0=f"{10 * math.log10(1.0 / max(per_channel[-1][0], 1e-12)):.2f}dB",
-                                bpp=f"{bits[-1] / n:.3f}", phase="round" if hard else "noise")
+                                bpp=f"{bits[-1] / n:.3f}", phase=phase)
             if callback is not None:
                 callback(done, state["params"])
     finally:
