@@ -168,9 +168,12 @@ def write(header: container.Header, params, reference, levels: int, steps=None) 
     return container.encode(header, tensors, representations.REGISTRY)
 
 
-def read(data: bytes, init_search: tuple = ()):
-    """(header, params) of a file."""
+def read(data: bytes, init_search: tuple = (), geometry: np.ndarray | None = None):
+    """(header, params) of a file. Given the geometry, a point-cloud file is checked against it before the
+    reference is rebuilt (the cheap refusal first)."""
     header, tensors = container.decode(data, representations.REGISTRY)
+    if geometry is not None and header.signal.kind == container.SIGNAL_POINTCLOUD:
+        coded_geometry(header, geometry)
     params = quant.dequantize(tensors, reference_params(header, init_search))
     if not all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(params)):
         raise NicError("file is corrupted (its parameters are not finite)")
@@ -300,7 +303,7 @@ def decode_params(header: container.Header, params, context: DecodeContext) -> D
 
 def decode(data: bytes, context: DecodeContext = DecodeContext()) -> Decoded:
     """The codec protocol's decode: the file's signal, given what `context` holds."""
-    header, params = read(data, context.init_search)
+    header, params = read(data, context.init_search, context.geometry)
     return decode_params(header, params, context)
 
 
