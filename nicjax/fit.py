@@ -278,18 +278,17 @@ def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, pro
     if config.latent_noise != "best":
         return fit_rate_distortion(model, params, inputs, targets, config, config.rate_lambda,
                                    hard_fraction=config.hard_fraction, progress=progress, callback=callback)
-    best = None
+    best, costs = None, {}
     for mode in ("noise", "mixed"):
         trained, history = fit_rate_distortion(model, params, inputs, targets,
                                                dataclasses.replace(config, latent_noise=mode), config.rate_lambda,
                                                hard_fraction=config.hard_fraction, progress=progress)
-        cost = rd_cost(model, trained, inputs, targets, config.loss_weights, config.rate_lambda)
-        history = dict(history, latent_noise=mode, rd_cost=cost)
-        if best is None or cost < best[2]:
-            best = (trained, history, cost)
+        costs[mode] = rd_cost(model, trained, inputs, targets, config.loss_weights, config.rate_lambda)
+        if best is None or costs[mode] < costs[best[1]["latent_noise"]]:
+            best = (trained, dict(history, latent_noise=mode))
     if callback is not None:
         callback(config.steps, best[0])
-    return best[0], best[1]
+    return best[0], dict(best[1], rd_costs=costs)
 
 
 def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig, lam: float, *,
