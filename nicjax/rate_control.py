@@ -27,7 +27,6 @@ import dataclasses
 import math
 import time
 
-import numpy as np
 
 from nicjax import codec, quantize as quant
 from nicjax.configs import CodecConfig

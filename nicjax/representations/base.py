@@ -61,6 +61,17 @@ def rows_per_piece(width: int) -> int | None:
     return 1 << max(0, ((1 << 18) // max(int(width), 1)).bit_length() - 1)
 
 
+def checked(check_config, config, signal):
+    """`config` parsed from a header, if `check_config(config, signal)` passes; else the file is corrupted."""
+    from nicjax.errors import NicError
+
+    try:
+        check_config(config, signal)
+    except ValueError as e:
+        raise NicError(f"file is corrupted ({e})")
+    return config
+
+
 def dense_tensors(dims: list[int], layer_name) -> list[TensorSpec]:
     """The coded tensors of a stack of dense layers dims[0] → dims[1] → …: per layer its bias, then its kernel (the
     pytree's sorted-key order), named layer_name(i)/bias and layer_name(i)/kernel."""

@@ -275,11 +275,7 @@ class LatentRepresentation:
         counts = tuple(read.varint(max_bits=28) for _ in range(n_levels))
         config = LatentConfig(scales=tuple(range(first, first + n_levels)), channels=channels, hidden=hidden,
                               layers=layers, counts=counts, interpolation=interpolation)
-        try:
-            check_config(config, signal)
-        except ValueError as e:
-            raise NicError(f"file is corrupted ({e})")
-        return config
+        return base.checked(check_config, config, signal)
 
     def tensors(self, config: LatentConfig) -> list[container.TensorSpec]:
         latents = [container.TensorSpec(latent_name(i), (c, config.channels), "latent")

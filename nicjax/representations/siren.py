@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from nicjax import container
-from nicjax.errors import NicError
 from nicjax.representations import base
 
 
@@ -182,11 +181,7 @@ class SirenRepresentation:
         omega0, omega = _OMEGAS.unpack(read.take(_OMEGAS.size))
         config = SirenConfig(in_dim=dims >> 4, out_dim=dims & 15, width=width, depth=depth, omega0=float(omega0),
                              omega=float(omega))
-        try:
-            check_config(config, signal)
-        except ValueError as e:
-            raise NicError(f"file is corrupted ({e})")
-        return config
+        return base.checked(check_config, config, signal)
 
     def tensors(self, config: SirenConfig) -> list[container.TensorSpec]:
         return base.dense_tensors([config.in_dim] + [config.width] * config.depth + [config.out_dim], layer_name)
