@@ -32,6 +32,9 @@ def _definitions():
         "lambda": lambda: flags.DEFINE_float("lambda", fit.rate_lambda, "Representations with latents: λ of the "
                                              "training loss D + λ·R (R in bits per point, D the colour MSE in "
                                              "[0, 1]): larger, fewer bits. One λ, one file."),
+        "latent_noise": lambda: flags.DEFINE_enum("latent_noise", None, ["noise", "mixed", "best"], "Representations "
+                                                  "with latents: how training relaxes the rounding (latent preset: "
+                                                  "'best', both trained and the better kept; README)."),
         "latent_channels": lambda: flags.DEFINE_integer("latent_channels", None, "Latent values per octree node "
                                                         "and level (latent preset: 1)."),
         "latent_width": lambda: flags.DEFINE_integer("latent_width", None, "Width of the latent representation's "
@@ -108,7 +111,7 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
                                 model=representations.by_name(representation).default_config)
     if representation == "latent":
         return _latent_config(d)
-    for name in ("latent_channels", "latent_width"):
+    for name in ("latent_channels", "latent_width", "latent_noise"):
         if _value(name, None) is not None:
             raise ValueError(f"--{name} is a setting of --representation latent")
     model = d.model
@@ -132,7 +135,8 @@ def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
         f, steps=_value("steps", f.steps), learning_rate=_value("lr", f.learning_rate),
         schedule=_value("schedule", f.schedule), batch_size=_value("batch", f.batch_size), seed=_value("seed", f.seed),
         qat_steps=_value("qat_steps", f.qat_steps), qat_learning_rate=_value("qat_lr", f.qat_learning_rate),
-        delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda))
+        delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda),
+        latent_noise=_value("latent_noise", None) or f.latent_noise)
 
 
 def _with_common(d: configs.CodecConfig, model, init) -> configs.CodecConfig:

@@ -175,15 +175,15 @@ def test_latent_representation_through_the_cli(workdir):
     from nicjax import codec, configs
 
     d, _ = workdir
-    proc = run("nicjax.compress", "cloud.ply", "-o", "latent.nic", "--representation", "latent", "--lambda", "0.001",
-               "--steps", "60", cwd=d)
+    proc = run("nicjax.compress", "cloud.ply", "-o", "latent.nic", "--representation", "latent", "--lambda", "0.0001",
+               "--steps", "200", "--latent_noise", "noise", cwd=d)
     assert proc.returncode == 0, proc.stderr
     data = (d / "latent.nic").read_bytes()
     cloud = pointcloud.read_ply(str(d / "cloud.ply"))
-    config = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(configs.LATENT.fit, steps=60,
-                                                                          rate_lambda=0.001))
+    config = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(configs.LATENT.fit, steps=200,
+                                                                          rate_lambda=0.0001, latent_noise="noise"))
     assert codec.compress(cloud, config, progress=False) == data
-    other = dataclasses.replace(config, fit=dataclasses.replace(config.fit, rate_lambda=0.1))
+    other = dataclasses.replace(config, fit=dataclasses.replace(config.fit, rate_lambda=0.05))
     assert codec.compress(cloud, other, progress=False) != data
     proc = run("nicjax.decompress", "latent.nic", "--geometry", "cloud.ply", "-o", "latent.ply", cwd=d)
     assert proc.returncode == 0, proc.stderr
