@@ -167,17 +167,24 @@ def features(tree: Octree, points: np.ndarray, nearest: bool = False) -> np.ndar
     p = np.asarray(points, np.float64) - tree.low + 0.5
     n = len(p)
     out = np.empty((n, len(tree.scales), 2, NEIGHBOURS), np.float32)
+    cx, cy, cz = _CORNERS.T  # corner c takes node base + (cx, cy, cz)[c] along each axis
     for level, (k, keys) in enumerate(zip(tree.scales, tree.keys)):
+        # Per axis first ((N, 2): the lower and upper neighbour), then the 8 corners as products of three: far
+        # less work than (N, 8, 3) arrays, and the same values (the weights are multiplied x, y, z in order).
         u = p / float(1 << k) - 0.5
         base_node = np.floor(u)
         frac = u - base_node
-        nodes = base_node.astype(np.int64)[:, None, :] + _CORNERS[None]  # (N, 8, 3)
-        w = np.prod(np.where(_CORNERS[None] == 1, frac[:, None, :], 1.0 - frac[:, None, :]), axis=-1)
-        if nearest:  # the corner that is the point's own node: floor(p / 2^k) = base + (frac >= 1/2)
-            own = (_CORNERS[None] == (frac[:, None, :] >= 0.5)).all(-1)
-            w = own.astype(np.float64)
-        valid = (nodes >= 0).all(-1) & (nodes < (1 << 21)).all(-1)
-        key = _pack(np.where(valid[..., None], nodes, 0))
+        axes = base_node.astype(np.int64)[:, :, None] + np.array([0, 1])  # (N, 3, 2)
+        ok = (axes >= 0) & (axes < (1 << 21))
+        axes = np.where(ok, axes, 0)
+        if nearest:  # the point's own node: floor(p / 2^k) = base + (frac >= 1/2) on each axis
+            own = (frac >= 0.5).astype(np.int64)
+            per_axis = (np.arange(2) == own[:, :, None]).astype(np.float64)
+        else:
+            per_axis = np.stack([1.0 - frac, frac], axis=-1)  # (N, 3, 2)
+        w = per_axis[:, 0, cx] * per_axis[:, 1, cy] * per_axis[:, 2, cz]  # (N, 8)
+        valid = ok[:, 0, cx] & ok[:, 1, cy] & ok[:, 2, cz]
+        key = (axes[:, 0, cx] << 42) | (axes[:, 1, cy] << 21) | axes[:, 2, cz]
         idx = np.searchsorted(keys, key)
         idx = np.minimum(idx, len(keys) - 1)
         found = valid & (keys[idx] == key)
