@@ -276,14 +276,9 @@ def coded_geometry(header: container.Header, xyz: np.ndarray) -> np.ndarray:
 
 def cloud_inputs(header: container.Header, xyz: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
     """The network inputs at `points` (default: the geometry's) of a cloud file, from the geometry it was coded on;
-    a representation built on the geometry must find in it what the header says (its octree's node counts)."""
-    model = model_of(header)
-    rep = model.representation
-    if hasattr(rep, "for_geometry"):
-        derived = rep.for_geometry(model.config, xyz)
-        if derived != header.model:
-            raise NicError("file is corrupted (its latent structure does not match the geometry)")
-    return network_inputs(model, xyz, points)
+    a representation built on the geometry checks that it finds there what the header says (latent: its octree's
+    node counts, on the one octree its features are read from)."""
+    return network_inputs(model_of(header), xyz, points)
 
 
 def decode_params(header: container.Header, params, context: DecodeContext) -> Decoded:

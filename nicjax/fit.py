@@ -187,8 +187,12 @@ def quantization_aware(model: Model, params, reference, levels: int, coords, tar
 
 def decoded_loss(model: Model, params, reference, steps, coords, targets, loss_weights) -> float:
     """The training loss (weighted MSE over all points) of the network the decoder gets from (params, steps)."""
-    out = model.evaluate(quant.fake_quantize(params, reference, steps), coords)
-    # float64: weighted_mse's float32 mean over a million points can hide the difference between candidates
+    return weighted_mse64(model.evaluate(quant.fake_quantize(params, reference, steps), coords), targets, loss_weights)
+
+
+def weighted_mse64(out, targets, loss_weights) -> float:
+    """Σ_c w_c · MSE_c in float64: weighted_mse's float32 mean over a million points can hide the difference
+    between candidates."""
     per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
     return float(np.dot(per_channel, loss_weights))
 
@@ -264,10 +268,9 @@ def rd_cost(model: Model, params, inputs, targets, loss_weights, lam: float) -> 
     from nicjax import entropy
 
     out = model.evaluate(params, inputs)
-    per_channel = np.mean(np.square(np.asarray(out, np.float64) - np.asarray(targets, np.float64)), axis=0)
     latents = [np.asarray(params[t.name]).astype(np.int64).ravel() for t in model.tensors() if t.role == "latent"]
     bits = 8 * len(entropy.encode_ints(latents, [2] * len(latents)))
-    return float(np.dot(per_channel, loss_weights)) + lam * bits / len(out)
+    return weighted_mse64(out, targets, loss_weights) + lam * bits / len(out)
 
 
 def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, progress: bool = True, callback=None):

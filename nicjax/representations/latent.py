@@ -259,8 +259,11 @@ class LatentRepresentation:
         return for_geometry(config, geometry)
 
     def inputs(self, config: LatentConfig, geometry, points=None) -> np.ndarray:
-        """What `apply` reads for `points` (default: the geometry's own points)."""
+        """What `apply` reads for `points` (default: the geometry's own points). The geometry's octree must have
+        the node counts the configuration (the header) says: NicError otherwise."""
         tree = octree(geometry, config.scales)
+        if tuple(len(k) for k in tree.keys) != tuple(config.counts):
+            raise NicError("file is corrupted (its latent structure does not match the geometry)")
         return features(tree, geometry if points is None else points, nearest=config.interpolation == "nearest")
 
     def config_bytes(self, config: LatentConfig) -> bytes:
