@@ -377,8 +377,8 @@ def read_tensors(data: bytes, read: Reader, header: Header, specs: list[TensorSp
         raise NicError(f"file is corrupted (a payload of {len(payload)} bytes cannot hold {total} values)")
     kinds = [ROLES.index(s.role) for s in specs]
     try:
-        arrays = decode_ints(payload, [s.size for s in specs], kinds)
-        canonical = encode_ints(arrays, kinds) == payload
+        arrays, modes = decode_ints(payload, [s.size for s in specs], kinds, with_modes=True)
+        canonical = encode_ints(arrays, kinds, modes) == payload
     except NicError:
         raise
     except MemoryError:

@@ -171,9 +171,10 @@ def _raw_layout(r: np.ndarray):
 class _Plan:
     """What the encoder will code: (symbols, model or None for raw bits) calls, and their ideal length in bits."""
 
-    def __init__(self):
+    def __init__(self, measure: bool = True):
         self.calls: list[tuple[np.ndarray, _Counts | None]] = []
         self.bits = 0.0
+        self.measure = measure  # False: the mode is given, so the ideal length (half the planning time) is not needed
 
     def add(self, symbols: np.ndarray, model: _Counts | None) -> None:
         if model is None:
@@ -182,7 +183,8 @@ class _Plan:
             return
         hist = np.bincount(symbols, minlength=model.size).tolist()
         self.calls.append((symbols, model.cdf()))
-        self.bits += model.cost(hist)
+        if self.measure:
+            self.bits += model.cost(hist)
         model.update(hist)
 
 
@@ -211,8 +213,8 @@ def _plan_rest(plan: _Plan, ctx: _Contexts, q: np.ndarray, mag: np.ndarray, c: n
         plan.add((mag[sel][owner] >> shift) & 1, None)
 
 
-def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None) -> _Plan:
-    plan, ctx, start = _Plan(), _Contexts(), 0
+def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None, measure: bool = True) -> _Plan:
+    plan, ctx, start = _Plan(measure), _Contexts(), 0
     for b in _block_lengths([seq.size] if sizes is None else sizes, _GROUP if mode == _GROUPED else 1):
         q = seq[start:start + b]
         start += b
@@ -249,14 +251,19 @@ def _static_mode(seq: np.ndarray) -> int:
     return int(grouped < plain)
 
 
-def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None) -> bytes:
+def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None,
+                modes: Sequence[int] | None = None) -> bytes:
     """Codes a sequence of signed integer arrays (|q| < 2**31) into one range-coded byte string.
 
-    The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them.
+    The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them. `modes`: the
+    mode of each non-empty kind (in order of first appearance), as `decode_ints(..., with_modes=True)` returns
+    them, instead of the encoder's choice: coding decoded values again to check a payload's canonical form then
+    skips planning the mode that was not taken (both modes are valid streams; the choice is the encoder's).
     """
     kinds = [0] * len(arrays) if kinds is None else list(kinds)
     if len(kinds) != len(arrays):
         raise ValueError("one kind per array")
+    given = None if modes is None else iter(modes)
     checked = [_check(a) for a in arrays]
     if sum(a.size for a in checked) == 0:
         return b""
@@ -271,7 +278,12 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
                 continue
             # Each kind takes the mode with the shorter code (one raw bit says which): both planned in full for
             # a short sequence, where learning costs matter; for a long one, judged by static entropies.
-            if seq.size <= _MODE_PROBE:
+            if given is not None:
+                mode = next(given, None)
+                if mode not in (_PLAIN, _GROUPED):
+                    raise ValueError("one mode (0 or 1) per non-empty kind")
+                plan = _plan_kind(seq, mode, sizes, measure=False)
+            elif seq.size <= _MODE_PROBE:
                 plans = [_plan_kind(seq, m, sizes) for m in (_PLAIN, _GROUPED)]
                 mode = int(plans[_GROUPED].bits < plans[_PLAIN].bits)
                 plan = plans[mode]
@@ -336,8 +348,9 @@ def _decode_rest(dec: _Decoder, ctx: _Contexts, c: np.ndarray) -> np.ndarray:
     return mag
 
 
-def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> np.ndarray:
+def _decode_kind(dec: _Decoder, sizes: Sequence[int], modes: list) -> np.ndarray:
     mode = int(dec.decode(1, None)[0])
+    modes.append(mode)
     ctx, parts = _Contexts(), []
     for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1):
         if mode == _GROUPED:
@@ -356,8 +369,9 @@ def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None) -> list[np.ndarray]:
-    """Inverse of `encode_ints`: returns one int64 array per entry of `sizes`. ValueError on a damaged payload."""
+def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None, *, with_modes: bool = False):
+    """Inverse of `encode_ints`: returns one int64 array per entry of `sizes` (with `with_modes`: (arrays, the
+    mode of each non-empty kind), for `encode_ints(..., modes=)`). ValueError on a damaged payload."""
     sizes = [int(s) for s in sizes]
     kinds = [0] * len(sizes) if kinds is None else list(kinds)
     if len(kinds) != len(sizes):
@@ -366,13 +380,14 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
         raise ValueError("array sizes must be non-negative")
     data = bytes(data)
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(sizes)
+    modes: list[int] = []
     if sum(sizes) > max_values(len(data)):
         raise ValueError(f"entropy payload is truncated or corrupted ({len(data)} bytes cannot hold {sum(sizes)} "
                          "values)")
     if sum(sizes) == 0:
         if data:
             raise ValueError("entropy payload is corrupted (bytes but no symbols)")
-        return out
+        return (out, modes) if with_modes else out
     if not data:
         raise ValueError("entropy payload is empty but symbols are expected")
     fd, path = tempfile.mkstemp(suffix=".rc")
@@ -384,7 +399,7 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
             n = sum(sizes[i] for i in idx)
             if not n:
                 continue
-            seq, start = _decode_kind(dec, [sizes[i] for i in idx]), 0
+            seq, start = _decode_kind(dec, [sizes[i] for i in idx], modes), 0
             for i in idx:
                 out[i] = seq[start:start + sizes[i]]
                 start += sizes[i]
@@ -393,7 +408,7 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
         # beyond the ideal length of what it decoded to.
         if 8 * len(data) > dec.ideal_bits + _SPARE_BITS + _SPARE_PER_SYMBOL * dec.symbols:
             raise ValueError("entropy payload is corrupted (bytes beyond its symbols)")
-        return out
+        return (out, modes) if with_modes else out
     finally:
         os.remove(path)
 

@@ -92,10 +92,11 @@ def _check(arr: np.ndarray) -> np.ndarray:
     return a
 
 
-def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None) -> bytes:
+def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None, modes=None) -> bytes:
     """Codes a sequence of signed integer arrays into one range-coded byte string.
 
-    The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them.
+    The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them. `modes` is
+    ignored: version 2 has one mode (the argument matches nicjax.entropy's, so the container checks both alike).
     """
     kinds = [0] * len(arrays) if kinds is None else list(kinds)
     if len(kinds) != len(arrays):
@@ -136,8 +137,11 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
         os.remove(path)
 
 
-def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None) -> list[np.ndarray]:
-    """Inverse of `encode_ints`: returns one int64 array per entry of `sizes`."""
+def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None, *, with_modes: bool = False):
+    """Inverse of `encode_ints`: returns one int64 array per entry of `sizes` (with `with_modes`: (arrays, []),
+    as nicjax.entropy returns them; version 2 has no modes)."""
+    if with_modes:
+        return decode_ints(data, sizes, kinds), []
     kinds = [0] * len(sizes) if kinds is None else list(kinds)
     if len(kinds) != len(sizes):
         raise ValueError("one kind per array")

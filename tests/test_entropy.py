@@ -207,3 +207,25 @@ def test_version_2_decoder_catches_a_payload_that_ends_early():
         data = entropy_v2.encode_ints(arrays, [0, 1, 0])
         for a, b in zip(arrays, entropy_v2.decode_ints(data, [a.size for a in arrays], [0, 1, 0])):
             np.testing.assert_array_equal(a, b)
+
+
+def test_decoded_modes_code_the_same_bytes_again():
+    """decode_ints(with_modes=True) gives the modes the stream took; encode_ints(modes=) with them gives the same
+    bytes (the container's canonical check, without planning the mode not taken); the other mode is a valid
+    stream of the same values, and a wrong number of modes is refused."""
+    i = np.arange(5000, dtype=np.int64)
+    sparse = np.where((i // 100) % 7 == 0, (i * 31) % 9 - 4, 0)
+    dense = (i**2 % 4099) - 2049
+    arrays, kinds = [sparse, dense], [0, 1]
+    data = entropy.encode_ints(arrays, kinds)
+    back, modes = entropy.decode_ints(data, [a.size for a in arrays], kinds, with_modes=True)
+    assert modes == [entropy._GROUPED, entropy._PLAIN]
+    assert entropy.encode_ints(back, kinds, modes) == data
+    flipped = entropy.encode_ints(arrays, kinds, [entropy._PLAIN, entropy._GROUPED])
+    assert len(flipped) > len(data)
+    back, modes = entropy.decode_ints(flipped, [a.size for a in arrays], kinds, with_modes=True)
+    assert modes == [entropy._PLAIN, entropy._GROUPED]
+    for a, b in zip(arrays, back):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one mode"):
+        entropy.encode_ints(arrays, kinds, [0])
