@@ -7,9 +7,10 @@ renormalised: a point's own node always has weight ≥ 1/8). A small GELU networ
 (len(scales)·channels values) to YCbCr. Latents are coded as integers (quantization step 1, against zeros: the
 network's first layer sets their scale); the network's weights are quantized per tensor as the SIREN's are.
 
-Inputs of `apply` are not coordinates but what the geometry gives each point: `features(structure, points)` packs,
-per level, the 8 neighbour indices (exact as float32: at most 2^24 nodes) and their weights into one float32 row,
-so training, chunked evaluation and QAT treat it as any other (N, d) input.
+Inputs of `apply` are not coordinates but what the geometry gives each point: `features(octree, points)` packs,
+per level, the 8 neighbour indices (exact as float32: at most 2^24 nodes; −1 for none) and then the point's
+position into one float32 row, so training, chunked evaluation and QAT treat it as any other (N, d) input; the
+network computes the interpolation weights from the position (`neighbour_weights`).
 
 The header holds the architecture and the number of occupied nodes per level (which the geometry also gives: the
 container sizes the tensors from the header alone, and the decoder checks the two agree).
@@ -150,7 +151,19 @@ def octree(geometry: np.ndarray, scales: tuple) -> Octree:
     if (xyz - low).max() >= float(1 << 21):
         raise ValueError("the geometry spans more than 2^21 voxels")
     rel = xyz - low + 0.5
-    return Octree(low, tuple(_node_keys(rel, k, unique=True) for k in scales), tuple(scales))
+    keys = [_node_keys(rel, scales[0], unique=True)]
+    for finer, k in zip(scales[:-1], scales[1:]):  # each level from the one below (far fewer nodes than points)
+        level = keys[-1]
+        for _ in range(k - finer):
+            level = _parents(level)
+        keys.append(level)
+    return Octree(low, tuple(keys), tuple(scales))
+
+
+def _parents(keys: np.ndarray) -> np.ndarray:
+    """Sorted unique keys of the parents of nodes with these keys (one level coarser)."""
+    mask = (1 << 21) - 1
+    return np.unique(_pack(np.stack([keys >> 42, (keys >> 21) & mask, keys & mask], axis=-1) >> 1))
 
 
 def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
@@ -161,39 +174,66 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
 
 
 def features(tree: Octree, points: np.ndarray, nearest: bool = False) -> np.ndarray:
-    """(N, L·8·2) float32: per level, the 8 neighbour node indices, then their trilinear weights (0 for
-    unoccupied nodes; the rest sum to 1). A point in no occupied node at a level (possible only for points that are
-    not in the geometry) gets all-zero weights there: feature 0. `nearest`: weight 1 on the point's own node."""
+    """(N, L·8 + 3) float32: per level, the indices of the 8 nodes around each point (−1 where that node is not
+    occupied; exact as float32: at most 2^24 nodes), then the point's position in the octree's frame. The weights
+    are the network's work (`neighbour_weights`, in the jitted apply): computed here in numpy they took most of the
+    decode. A point in no occupied node at a level (possible only off the geometry) gets feature 0 there.
+    `nearest` is accepted for symmetry with the weights (the indices are the same)."""
+    del nearest
     p = np.asarray(points, np.float64) - tree.low + 0.5
     n = len(p)
-    out = np.empty((n, len(tree.scales), 2, NEIGHBOURS), np.float32)
-    cx, cy, cz = _CORNERS.T  # corner c takes node base + (cx, cy, cz)[c] along each axis
+    out = np.empty((n, len(tree.scales) * NEIGHBOURS + 3), np.float32)
     for level, (k, keys) in enumerate(zip(tree.scales, tree.keys)):
-        # Per axis first ((N, 2): the lower and upper neighbour), then the 8 corners as products of three: far
-        # less work than (N, 8, 3) arrays, and the same values (the weights are multiplied x, y, z in order).
-        u = p / float(1 << k) - 0.5
-        base_node = np.floor(u)
-        frac = u - base_node
-        axes = base_node.astype(np.int64)[:, :, None] + np.array([0, 1])  # (N, 3, 2)
-        ok = (axes >= 0) & (axes < (1 << 21))
-        axes = np.where(ok, axes, 0)
+        base_node = np.floor(p / float(1 << k) - 0.5).astype(np.int64)  # (N, 3): the lower neighbour per axis
+        # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
+        # than the points at coarse levels, in sorted order at every level: a cache-friendly search).
+        shifted = base_node + 1  # >= 0 for points in the frame
+        if shifted.min() >= 0 and shifted.max() < (1 << 21):
+            cells, inverse = np.unique(_pack(shifted), return_inverse=True)
+            mask = (1 << 21) - 1
+            cell_base = np.stack([cells >> 42, (cells >> 21) & mask, cells & mask], axis=-1) - 1
+            out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, cell_base)[inverse]
+        else:  # points far off the frame (random access anywhere): per point
+            out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, base_node)
+    out[:, -3:] = p
+    return out
+
+
+def _corner_indices(keys: np.ndarray, base_node: np.ndarray) -> np.ndarray:
+    """(M, 8) int64: the index in `keys` of each of the 8 nodes at base_node + corner, −1 where there is none."""
+    cx, cy, cz = _CORNERS.T  # corner c takes node base + (cx, cy, cz)[c] along each axis
+    axes = base_node[:, :, None] + np.array([0, 1])  # (M, 3, 2)
+    ok = (axes >= 0) & (axes < (1 << 21))
+    axes = np.where(ok, axes, 0)
+    valid = ok[:, 0, cx] & ok[:, 1, cy] & ok[:, 2, cz]
+    key = (axes[:, 0, cx] << 42) | (axes[:, 1, cy] << 21) | axes[:, 2, cz]  # (M, 8)
+    # searched corner by corner: for sorted cells each corner's keys are sorted too (numpy's search is faster then)
+    idx = np.minimum(np.searchsorted(keys, np.ascontiguousarray(key.T)).T, len(keys) - 1)
+    return np.where(valid & (keys[idx] == key), idx, -1)
+
+
+def neighbour_weights(scales: tuple, inputs, nearest: bool = False):
+    """(indices (N, L, 8) int32 with −1 for no node, weights (N, L, 8)) of packed `features` rows: trilinear in
+    the point's position between the 8 node centres around it, over the occupied ones (renormalised to sum to 1);
+    `nearest`: weight 1 on the point's own node. jnp, so it runs inside the jitted network (or on numpy arrays)."""
+    n, levels = inputs.shape[0], len(scales)
+    idx = inputs[:, :levels * NEIGHBOURS].reshape(n, levels, NEIGHBOURS).astype(jnp.int32)
+    p = inputs[:, levels * NEIGHBOURS:]
+    cx, cy, cz = _CORNERS.T
+    weights = []
+    for level, k in enumerate(scales):
+        u = p * (1.0 / (1 << k)) - 0.5  # exact in float32: a power-of-two scale of a coordinate below 2^22
+        frac = u - jnp.floor(u)
         if nearest:  # the point's own node: floor(p / 2^k) = base + (frac >= 1/2) on each axis
-            own = (frac >= 0.5).astype(np.int64)
-            per_axis = (np.arange(2) == own[:, :, None]).astype(np.float64)
+            upper = (frac >= 0.5).astype(inputs.dtype)
+            per_axis = jnp.stack([1.0 - upper, upper], axis=-1)
         else:
-            per_axis = np.stack([1.0 - frac, frac], axis=-1)  # (N, 3, 2)
+            per_axis = jnp.stack([1.0 - frac, frac], axis=-1)  # (N, 3, 2)
         w = per_axis[:, 0, cx] * per_axis[:, 1, cy] * per_axis[:, 2, cz]  # (N, 8)
-        valid = ok[:, 0, cx] & ok[:, 1, cy] & ok[:, 2, cz]
-        key = (axes[:, 0, cx] << 42) | (axes[:, 1, cy] << 21) | axes[:, 2, cz]
-        idx = np.searchsorted(keys, key)
-        idx = np.minimum(idx, len(keys) - 1)
-        found = valid & (keys[idx] == key)
-        w = np.where(found, w, 0.0)
+        w = jnp.where(idx[:, level] >= 0, w, 0.0)
         total = w.sum(axis=1, keepdims=True)
-        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-        out[:, level, 0] = np.where(found, idx, 0)
-        out[:, level, 1] = w
-    return out.reshape(n, -1)
+        weights.append(jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), 0.0))
+    return idx, jnp.stack(weights, axis=1)
 
 
 # --- the network ----------------------------------------------------------------------------------------------
@@ -220,14 +260,11 @@ def init_params(config: LatentConfig, key):
 
 def gather(config: LatentConfig, params, inputs):
     """(N, L·C) interpolated latent features of packed `features` rows."""
-    n = inputs.shape[0]
-    packed = inputs.reshape(n, len(config.scales), 2, NEIGHBOURS)
+    idx, w = neighbour_weights(config.scales, inputs, config.interpolation == "nearest")
     out = []
     for level in range(len(config.scales)):
-        idx = packed[:, level, 0].astype(jnp.int32)
-        w = packed[:, level, 1]
         latents = params[latent_name(level)]
-        out.append(jnp.einsum("nk,nkc->nc", w, latents[idx]))
+        out.append(jnp.einsum("nk,nkc->nc", w[:, level], latents[jnp.maximum(idx[:, level], 0)]))
     return jnp.concatenate(out, axis=-1)
 
 
