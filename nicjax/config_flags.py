@@ -35,6 +35,8 @@ def _definitions():
         "latent_noise": lambda: flags.DEFINE_enum("latent_noise", None, ["noise", "mixed", "best"], "Representations "
                                                   "with latents: how training relaxes the rounding (latent preset: "
                                                   "'best', both trained and the better kept; README)."),
+        "latent_lr": lambda: flags.DEFINE_float("latent_lr", None, "Representations with latents: Adam's rate for "
+                                                "the latents (the network keeps --lr; latent preset: --lr)."),
         "latent_channels": lambda: flags.DEFINE_integer("latent_channels", None, "Latent values per octree node "
                                                         "and level (latent preset: 1)."),
         "latent_width": lambda: flags.DEFINE_integer("latent_width", None, "Width of the latent representation's "
@@ -111,7 +113,7 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
                                 model=representations.by_name(representation).default_config)
     if representation == "latent":
         return _latent_config(d)
-    for name in ("latent_channels", "latent_width", "latent_noise"):
+    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr"):
         if _value(name, None) is not None:
             raise ValueError(f"--{name} is a setting of --representation latent")
     model = d.model
@@ -136,7 +138,8 @@ def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
         schedule=_value("schedule", f.schedule), batch_size=_value("batch", f.batch_size), seed=_value("seed", f.seed),
         qat_steps=_value("qat_steps", f.qat_steps), qat_learning_rate=_value("qat_lr", f.qat_learning_rate),
         delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda),
-        latent_noise=_value("latent_noise", None) or f.latent_noise)
+        latent_noise=_value("latent_noise", None) or f.latent_noise,
+        latent_learning_rate=_value("latent_lr", None) or f.latent_learning_rate)
 
 
 def _with_common(d: configs.CodecConfig, model, init) -> configs.CodecConfig:

@@ -47,6 +47,8 @@ class FitConfig:
     # rate; the synthesis reads the rounded latents, straight-through, as the decoder will), or "best": both
     # trained, and the one with the lower D + λ·R of the integer latents kept (README: neither wins on every cloud).
     latent_noise: str = "noise"
+    # Adam's rate for the latents (the network keeps learning_rate; the same schedule scales both); 0: learning_rate.
+    latent_learning_rate: float = 0.0
 
 
 REFERENCES = ("auto", "zeros", "seeded", "init")

@@ -224,7 +224,7 @@ def _rounded(latents: dict) -> dict:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
-def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, *, model, tx, weights, latent_names, batch_size,
+def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *, model, tx, weights, latent_names, batch_size,
               phase):
     n = inputs.shape[0]
 
@@ -253,6 +253,10 @@ def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, *, model, tx, w
             x, y = inputs, targets
         (_, (per_channel, bits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(s, key, x, y)
         updates, o = tx.update(grads, o, s)
+        # the latents' learning rate is latent_gain times the network's (Adam's step is the rate, whatever the
+        # gradient's scale: scaling the update is scaling the rate)
+        updates["params"] = {k: (jax.tree_util.tree_map(lambda u: u * latent_gain, v) if k in latent_names else v)
+                             for k, v in updates["params"].items()}
         return (optax.apply_updates(s, updates), o), (per_channel, bits)
 
     (state, opt_state), (per_channel, bits) = jax.lax.scan(step, (state, opt_state), step_keys)
@@ -313,6 +317,7 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
     batch = n if config.batch_size <= 0 else min(config.batch_size, n)
     base = jax.random.key(config.seed)
     switch = int(round(config.steps * (1.0 - hard_fraction)))
+    gain = (config.latent_learning_rate or config.learning_rate) / config.learning_rate
     bar = _progress(config.steps, "fit (D+λR)", progress)
     history, done, t0 = [], 0, time.perf_counter()
     try:
@@ -322,7 +327,7 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
             k = min(config.steps_per_call, config.steps - done, (switch - done) if not hard else config.steps)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
             state, opt_state, per_channel, bits = _rd_chunk(
-                state, opt_state, keys, inputs, targets, jnp.float32(lam), model=model, tx=tx, weights=weights,
+                state, opt_state, keys, inputs, targets, jnp.float32(lam), jnp.float32(gain), model=model, tx=tx, weights=weights,
                 latent_names=latent_names, batch_size=batch, phase=phase)
             per_channel, bits = np.asarray(per_channel), np.asarray(bits)
             history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))

@@ -202,3 +202,22 @@ def test_the_preset_keeps_the_better_of_its_two_trainings(cloud):
     assert history["latent_noise"] == min(costs, key=costs.get)
     assert fit.rd_cost(p.model, params, p.inputs, p.targets, p.fit.loss_weights, p.fit.rate_lambda) == \
         pytest.approx(min(costs.values()))
+
+
+def test_the_latents_own_learning_rate(cloud):
+    """latent_learning_rate scales the latents' Adam steps only: after one step from zero latents the network is
+    the same whatever the latents' rate, and the latents have moved by about that rate (0: the network's, 1e-2;
+    its one step rounds back to 0, a step of 1.0 does not)."""
+    from nicjax import fit
+
+    signal = codec.cloud_signal(cloud)
+    p = codec.plan(signal, quick(steps=1))
+    runs = {}
+    for llr in (0.0, 1.0):
+        fc = dataclasses.replace(p.fit, steps=1, latent_learning_rate=llr)
+        runs[llr], _ = fit.fit_rate_distortion(p.model, p.start, p.inputs, p.targets, fc, 0.0, hard_fraction=0.0,
+                                               progress=False)
+    first = latent.layer_name(0)
+    np.testing.assert_array_equal(np.asarray(runs[0.0][first]["kernel"]), np.asarray(runs[1.0][first]["kernel"]))
+    assert not np.asarray(runs[0.0][latent.latent_name(0)]).any()
+    assert np.abs(np.asarray(runs[1.0][latent.latent_name(0)])).max() == 1
