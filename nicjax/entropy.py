@@ -293,6 +293,8 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
             enc.encode([mode], _RAW_CDF)
             for symbols, cdf in plan.calls:
                 enc.encode(symbols.tolist(), _RAW_CDF if cdf is None else cdf)
+        if given is not None and next(given, None) is not None:
+            raise ValueError("one mode (0 or 1) per non-empty kind")
         enc.close()
         with open(path, "rb") as f:
             return f.read()
@@ -348,9 +350,9 @@ def _decode_rest(dec: _Decoder, ctx: _Contexts, c: np.ndarray) -> np.ndarray:
     return mag
 
 
-def _decode_kind(dec: _Decoder, sizes: Sequence[int], modes: list) -> np.ndarray:
+def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> tuple[np.ndarray, int]:
+    """The kind's values, and the mode its stream took."""
     mode = int(dec.decode(1, None)[0])
-    modes.append(mode)
     ctx, parts = _Contexts(), []
     for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1):
         if mode == _GROUPED:
@@ -366,7 +368,7 @@ def _decode_kind(dec: _Decoder, sizes: Sequence[int], modes: list) -> np.ndarray
         else:
             c = dec.decode(b, ctx.category)
         parts.append(_decode_rest(dec, ctx, c))
-    return np.concatenate(parts)
+    return np.concatenate(parts), mode
 
 
 def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None, *, with_modes: bool = False):
@@ -399,7 +401,9 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
             n = sum(sizes[i] for i in idx)
             if not n:
                 continue
-            seq, start = _decode_kind(dec, [sizes[i] for i in idx], modes), 0
+            seq, mode = _decode_kind(dec, [sizes[i] for i in idx])
+            modes.append(mode)
+            start = 0
             for i in idx:
                 out[i] = seq[start:start + sizes[i]]
                 start += sizes[i]

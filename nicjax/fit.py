@@ -224,8 +224,8 @@ def _rounded(latents: dict) -> dict:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
-def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *, model, tx, weights, latent_names, batch_size,
-              phase):
+def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *, model, tx, weights, latent_names,
+              batch_size, phase):
     n = inputs.shape[0]
 
     def loss_fn(s, key, x, y):
@@ -255,8 +255,7 @@ def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *,
         updates, o = tx.update(grads, o, s)
         # the latents' learning rate is latent_gain times the network's (Adam's step is the rate, whatever the
         # gradient's scale: scaling the update is scaling the rate)
-        updates["params"] = {k: (jax.tree_util.tree_map(lambda u: u * latent_gain, v) if k in latent_names else v)
-                             for k, v in updates["params"].items()}
+        updates["params"] = {k: v * latent_gain if k in latent_names else v for k, v in updates["params"].items()}
         return (optax.apply_updates(s, updates), o), (per_channel, bits)
 
     (state, opt_state), (per_channel, bits) = jax.lax.scan(step, (state, opt_state), step_keys)
@@ -327,8 +326,8 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
             k = min(config.steps_per_call, config.steps - done, (switch - done) if not hard else config.steps)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
             state, opt_state, per_channel, bits = _rd_chunk(
-                state, opt_state, keys, inputs, targets, jnp.float32(lam), jnp.float32(gain), model=model, tx=tx, weights=weights,
-                latent_names=latent_names, batch_size=batch, phase=phase)
+                state, opt_state, keys, inputs, targets, jnp.float32(lam), jnp.float32(gain), model=model, tx=tx,
+                weights=weights, latent_names=latent_names, batch_size=batch, phase=phase)
             per_channel, bits = np.asarray(per_channel), np.asarray(bits)
             history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))
             done += k

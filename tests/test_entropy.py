@@ -229,3 +229,5 @@ def test_decoded_modes_code_the_same_bytes_again():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="one mode"):
         entropy.encode_ints(arrays, kinds, [0])
+    with pytest.raises(ValueError, match="one mode"):
+        entropy.encode_ints(arrays, kinds, [0, 1, 0])

@@ -60,6 +60,10 @@ def test_features_are_trilinear_over_occupied_nodes():
         p = xyz + 0.5
         inside = ((p >= (1 << k) / 2) & (p <= 16 - (1 << k) / 2)).all(-1)  # all 8 neighbours exist
         np.testing.assert_allclose(value[inside], (p @ np.array([1.0, -2.0, 0.5]))[inside], atol=1e-4)
+    # the network reads the position in float32: a point that rounds onto a cell boundary gets the indices of the
+    # cell its float32 position is in (as if it were on the boundary), not of the cell its float64 one is in
+    on, below = np.array([[2.5, 3.0, 4.0]]), np.array([[2.5 - 1e-9, 3.0, 4.0]])
+    np.testing.assert_array_equal(latent.features(tree, below), latent.features(tree, on))
 
 
 def test_a_cloud_round_trips_through_the_file(cloud):

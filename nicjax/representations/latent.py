@@ -129,6 +129,12 @@ def _pack(nodes: np.ndarray) -> np.ndarray:
     return (nodes[..., 0] << 42) | (nodes[..., 1] << 21) | nodes[..., 2]
 
 
+def _unpack(keys: np.ndarray) -> np.ndarray:
+    """(…, 3) node indices of int64 keys (the inverse of _pack)."""
+    mask = (1 << 21) - 1
+    return np.stack([keys >> 42, (keys >> 21) & mask, keys & mask], axis=-1)
+
+
 def _node_keys(xyz: np.ndarray, k: int, unique: bool = False) -> np.ndarray:
     keys = _pack(np.floor(xyz / float(1 << k)).astype(np.int64))
     return np.unique(keys) if unique else keys
@@ -162,8 +168,7 @@ def octree(geometry: np.ndarray, scales: tuple) -> Octree:
 
 def _parents(keys: np.ndarray) -> np.ndarray:
     """Sorted unique keys of the parents of nodes with these keys (one level coarser)."""
-    mask = (1 << 21) - 1
-    return np.unique(_pack(np.stack([keys >> 42, (keys >> 21) & mask, keys & mask], axis=-1) >> 1))
+    return np.unique(_pack(_unpack(keys) >> 1))
 
 
 def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
@@ -173,26 +178,26 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
     return dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
 
 
-def features(tree: Octree, points: np.ndarray, nearest: bool = False) -> np.ndarray:
+def features(tree: Octree, points: np.ndarray) -> np.ndarray:
     """(N, L·8 + 3) float32: per level, the indices of the 8 nodes around each point (−1 where that node is not
     occupied; exact as float32: at most 2^24 nodes), then the point's position in the octree's frame. The weights
-    are the network's work (`neighbour_weights`, in the jitted apply): computed here in numpy they took most of the
-    decode. A point in no occupied node at a level (possible only off the geometry) gets feature 0 there.
-    `nearest` is accepted for symmetry with the weights (the indices are the same)."""
-    del nearest
-    p = np.asarray(points, np.float64) - tree.low + 0.5
+    are the network's work (`neighbour_weights`, in the jitted apply, which also knows the interpolation): computed
+    here in numpy they took most of the decode. A point in no occupied node at a level (possible only off the
+    geometry) gets feature 0 there."""
+    # The position as the network will read it (float32), and the cells found from that same value, so that indices
+    # and weights agree for any point (for the geometry's, voxel centres, the float32 values are exact anyway).
+    p = (np.asarray(points, np.float64) - tree.low + 0.5).astype(np.float32)
     n = len(p)
     out = np.empty((n, len(tree.scales) * NEIGHBOURS + 3), np.float32)
     for level, (k, keys) in enumerate(zip(tree.scales, tree.keys)):
-        base_node = np.floor(p / float(1 << k) - 0.5).astype(np.int64)  # (N, 3): the lower neighbour per axis
+        # the lower neighbour per axis, in float32 as neighbour_weights computes it (a power-of-two scale: exact)
+        base_node = np.floor(p * np.float32(1.0 / (1 << k)) - np.float32(0.5)).astype(np.int64)  # (N, 3)
         # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
         # than the points at coarse levels, in sorted order at every level: a cache-friendly search).
         shifted = base_node + 1  # >= 0 for points in the frame
         if shifted.min() >= 0 and shifted.max() < (1 << 21):
             cells, inverse = np.unique(_pack(shifted), return_inverse=True)
-            mask = (1 << 21) - 1
-            cell_base = np.stack([cells >> 42, (cells >> 21) & mask, cells & mask], axis=-1) - 1
-            out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, cell_base)[inverse]
+            out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, _unpack(cells) - 1)[inverse]
         else:  # points far off the frame (random access anywhere): per point
             out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, base_node)
     out[:, -3:] = p
@@ -301,7 +306,7 @@ class LatentRepresentation:
         tree = octree(geometry, config.scales)
         if tuple(len(k) for k in tree.keys) != tuple(config.counts):
             raise NicError("file is corrupted (its latent structure does not match the geometry)")
-        return features(tree, geometry if points is None else points, nearest=config.interpolation == "nearest")
+        return features(tree, geometry if points is None else points)
 
     def config_bytes(self, config: LatentConfig) -> bytes:
         check_config(config)
