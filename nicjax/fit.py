@@ -214,8 +214,8 @@ def laplace_bits(y, log_scale):
 
 
 def latent_rate_bits(latents: dict, log_scales: dict):
-    """Σ over latent tensors of their Laplace bits (one scale per tensor and channel)."""
-    return sum(jnp.sum(laplace_bits(y, log_scales[name][None, :])) for name, y in latents.items())
+    """Σ over latent tensors (channels × nodes) of their Laplace bits (one scale per tensor and channel)."""
+    return sum(jnp.sum(laplace_bits(y, log_scales[name][:, None])) for name, y in latents.items())
 
 
 def _rounded(latents: dict) -> dict:
@@ -308,7 +308,7 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
     targets = jnp.asarray(targets, jnp.float32)
     latent_names = tuple(t.name for t in model.tensors() if t.role == "latent")
     state = {"params": params,
-             "log_scales": {k: jnp.zeros((params[k].shape[1],), jnp.float32) for k in latent_names}}
+             "log_scales": {k: jnp.zeros((params[k].shape[0],), jnp.float32) for k in latent_names}}
     tx = make_optimizer(config)
     opt_state = tx.init(state)
     weights = tuple(float(w) for w in config.loss_weights)
