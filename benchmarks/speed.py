@@ -1,6 +1,6 @@
 """Training and decoding speed of nicjax on this machine, against its float32 matmul peak and PyTorch.
 
-    python -m benchmarks.speed [--batch 16384] [--steps 30] [--chunk 10] [--points 250000] [--skip_torch]
+    python -m benchmarks.speed [--batch 16384] [--steps 30] [--chunk 10] [--points 250000] [--skip_torch] [--ply X.ply]
 
 In one run, for the paper's smallest and largest SIRENs (width 60 / depth 5 and width 170 / depth 9):
 
@@ -62,6 +62,8 @@ def _parse(argv=None):
     p.add_argument("--networks", default=",".join(n for n, _, _ in NETWORKS),
                    help="comma-separated subset of: " + ", ".join(n for n, _, _ in NETWORKS))
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic clouds")
+    p.add_argument("--ply", default="", help="also decode a file for this cloud's geometry with the CLI's default "
+                   "network (64x5 SIREN, 256 levels): the whole-file decode rate on a real cloud")
     # for --mode=decode_memory (the table's run passes them)
     p.add_argument("--data", default="", help=argparse.SUPPRESS)
     p.add_argument("--width", type=int, default=170, help=argparse.SUPPRESS)
@@ -232,14 +234,15 @@ def nicjax_train(model, coords, targets, args, plain_sin: bool = False) -> dict:
 
 # --- 3. decoding --------------------------------------------------------------------------------------------
 
-def nicjax_decode(model, points: int, seed: int, repeats: int) -> dict:
-    """Decoding times of a representations.Model's file for a synthetic cloud of `points` points."""
+def nicjax_decode(model, points: int, seed: int, repeats: int, xyz: np.ndarray | None = None) -> dict:
+    """Decoding times of a representations.Model's file for a synthetic cloud of `points` points (or for the
+    geometry `xyz`)."""
     import jax
 
     from nicjax import codec
     from nicjax.signals import pointcloud
 
-    xyz = integer_cloud(points, seed)
+    xyz = integer_cloud(points, seed) if xyz is None else xyz
     data = coded_bytes(model, xyz)
     context = codec.DecodeContext(geometry=xyz)
     header, params = codec.read(data)
@@ -492,6 +495,22 @@ def main_all(args):
                                 f"{t['cores']:.2f}"))
         parts = ", ".join(f"{p} {1e3 * v:.0f} ms" for p, v in d["parts"].items())
         notes.append(f"{name}: codec.decode of {args.points} points ({d['bytes']} bytes) = {parts}")
+
+    if args.ply:
+        from nicjax import configs
+        from nicjax.signals import pointcloud
+
+        xyz = pointcloud.read_ply(args.ply).xyz
+        default = configs.CodecConfig().model
+        model = siren_model(default.width, default.depth)
+        name = f"{default.width}x{default.depth}"
+        _log(f"decode {name} on {os.path.basename(args.ply)}")
+        t = nicjax_decode(model, len(xyz), args.seed, args.repeats, xyz=xyz)["full"]
+        pps = len(xyz) / t["best"]
+        flops = model.config.flops_per_point()
+        decode_rows.append((f"codec.decode, {os.path.basename(args.ply)} ({len(xyz)} pts)", name,
+                            f"{1e3 * t['best']:.0f}", f"{1e3 * t['median']:.0f}", f"{pps / 1e6:.3f}",
+                            f"{flops * pps / 1e9:.1f}", f"{100 * flops * pps / peak:.0f}%", f"{t['cores']:.2f}"))
 
     _log("decode memory (subprocess)")
     name, width, depth = nets[-1]
