@@ -234,15 +234,13 @@ def nicjax_train(model, coords, targets, args, plain_sin: bool = False) -> dict:
 
 # --- 3. decoding --------------------------------------------------------------------------------------------
 
-def nicjax_decode(model, points: int, seed: int, repeats: int, xyz: np.ndarray | None = None) -> dict:
-    """Decoding times of a representations.Model's file for a synthetic cloud of `points` points (or for the
-    geometry `xyz`)."""
+def nicjax_decode(model, xyz: np.ndarray, repeats: int) -> dict:
+    """Decoding times of a representations.Model's file for the geometry `xyz`."""
     import jax
 
     from nicjax import codec
     from nicjax.signals import pointcloud
 
-    xyz = integer_cloud(points, seed) if xyz is None else xyz
     data = coded_bytes(model, xyz)
     context = codec.DecodeContext(geometry=xyz)
     header, params = codec.read(data)
@@ -482,17 +480,20 @@ def main_all(args):
                 notes.append(f"{name}: time per step " + ", ".join(ratios) + " (below 1: nicjax is faster)")
 
     decode_rows = []
+
+    def decode_row(label, name, model, t, points):
+        flops = model.config.flops_per_point()
+        pps = points / t["best"]
+        decode_rows.append((label, name, f"{1e3 * t['best']:.0f}", f"{1e3 * t['median']:.0f}", f"{pps / 1e6:.3f}",
+                            f"{flops * pps / 1e9:.1f}", f"{100 * flops * pps / peak:.0f}%", f"{t['cores']:.2f}"))
+
+    synthetic = integer_cloud(args.points, args.seed)
     for name, width, depth in nets:
         model = siren_model(width, depth)
-        flops = model.config.flops_per_point()
         _log(f"decode {name}")
-        d = nicjax_decode(model, args.points, args.seed, args.repeats)
+        d = nicjax_decode(model, synthetic, args.repeats)
         for label, key in (("Model.evaluate", "apply"), ("codec.decode", "full")):
-            t = d[key]
-            pps = args.points / t["best"]
-            decode_rows.append((label, name, f"{1e3 * t['best']:.0f}", f"{1e3 * t['median']:.0f}",
-                                f"{pps / 1e6:.3f}", f"{flops * pps / 1e9:.1f}", f"{100 * flops * pps / peak:.0f}%",
-                                f"{t['cores']:.2f}"))
+            decode_row(label, name, model, d[key], args.points)
         parts = ", ".join(f"{p} {1e3 * v:.0f} ms" for p, v in d["parts"].items())
         notes.append(f"{name}: codec.decode of {args.points} points ({d['bytes']} bytes) = {parts}")
 
@@ -505,12 +506,8 @@ def main_all(args):
         model = siren_model(default.width, default.depth)
         name = f"{default.width}x{default.depth}"
         _log(f"decode {name} on {os.path.basename(args.ply)}")
-        t = nicjax_decode(model, len(xyz), args.seed, args.repeats, xyz=xyz)["full"]
-        pps = len(xyz) / t["best"]
-        flops = model.config.flops_per_point()
-        decode_rows.append((f"codec.decode, {os.path.basename(args.ply)} ({len(xyz)} pts)", name,
-                            f"{1e3 * t['best']:.0f}", f"{1e3 * t['median']:.0f}", f"{pps / 1e6:.3f}",
-                            f"{flops * pps / 1e9:.1f}", f"{100 * flops * pps / peak:.0f}%", f"{t['cores']:.2f}"))
+        decode_row(f"codec.decode, {os.path.basename(args.ply)} ({len(xyz)} pts)", name, model,
+                   nicjax_decode(model, xyz, args.repeats)["full"], len(xyz))
 
     _log("decode memory (subprocess)")
     name, width, depth = nets[-1]

@@ -225,7 +225,7 @@ def features(tree: Octree, points: np.ndarray) -> np.ndarray:
         # the lower neighbour per axis, in float32 as neighbour_weights computes it (a power-of-two scale: exact)
         base_node = np.floor(p * np.float32(1.0 / (1 << k)) - np.float32(0.5)).astype(np.int64)  # (N, 3)
         # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
-        # than the points at coarse levels, in sorted order at every level: a cache-friendly search).
+        # than the points at coarse levels; the cells come out in raster order, which keeps the search local).
         shifted = base_node + 1  # >= 0 for points in the frame
         if shifted.min() >= 0 and shifted.max() < (1 << 21):
             # a raster key is enough to find the distinct cells (cheaper than a Morton one over every point)
@@ -248,8 +248,8 @@ def _corner_indices(keys: np.ndarray, base_node: np.ndarray) -> np.ndarray:
     valid = ok[:, 0, cx] & ok[:, 1, cy] & ok[:, 2, cz]
     spread = _spread(axes)
     key = (spread[:, 0, cx] << 2) | (spread[:, 1, cy] << 1) | spread[:, 2, cz]  # (M, 8)
-    # searched corner by corner: for cells in Morton order each corner's keys are nearly sorted (numpy's search is
-    # faster then)
+    # searched corner by corner; sorting the cells in Morton order first (each corner's keys then nearly sorted)
+    # gained ~0.02 s of 0.14 s at l3's finest level under load (session 7), and is not done
     idx = np.minimum(np.searchsorted(keys, np.ascontiguousarray(key.T)).T, len(keys) - 1)
     return np.where(valid & (keys[idx] == key), idx, -1)
 
