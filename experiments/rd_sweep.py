@@ -63,14 +63,18 @@ LATENT_VARIANTS = {
     "mixed": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="mixed")),
     "noise_only": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="noise",
                                                                            hard_fraction=0.0)),
-    # the candidate rule for clouds whose levels start at 2^1 (README, session 7): 3 channels, latents at 3e-2
+    # the dense-cloud rule switched off: 1 channel, the latents at the network's rate (session 7's preset)
+    "channels1_lr1e-2": lambda c: dataclasses.replace(c, model=dataclasses.replace(c.model, channels=1),
+                                                      fit=dataclasses.replace(c.fit, latent_learning_rate=1e-2)),
+    # session 7's candidate rule for clouds whose levels start at 2^1 (README): 3 channels, latents at 3e-2
     "channels3_lr3e-2": lambda c: dataclasses.replace(c, model=dataclasses.replace(c.model, channels=3),
                                                       fit=dataclasses.replace(c.fit, latent_learning_rate=3e-2)),
 }
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
                   "point reads its own node's latent, no interpolation), 'noise' or 'mixed' (only that training, "
                   "instead of the better of both), 'noise_only' (noise training without the straight-through "
-                  "rounding phase), 'channels3_lr3e-2' (3 channels per level, the latents at Adam 3e-2).")
+                  "rounding phase), 'channels3_lr3e-2' (3 channels per level, the latents at Adam 3e-2), "
+                  "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

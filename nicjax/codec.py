@@ -22,11 +22,11 @@ import time
 import jax
 import numpy as np
 
-from nicjax import container, fit as fitting, inits, quantize as quant, representations
+from nicjax import configs, container, fit as fitting, inits, quantize as quant, representations
 from nicjax.configs import CodecConfig, FitConfig, IMAGE
 from nicjax.errors import NicError
 from nicjax.metrics import colour_psnr
-from nicjax.representations import Model
+from nicjax.representations import Model, latent
 from nicjax.signals import Signal, color, image as imaging, pointcloud
 
 NAME = "nic"
@@ -186,10 +186,15 @@ def training_targets(signal: Signal) -> np.ndarray:
     return color.targets_from_colours(signal.colours, signal.colour_bits, signal.info.colour_space)
 
 
-def fit_config_for(signal: Signal, config: CodecConfig) -> FitConfig:
-    if signal.loss_weights is None:
-        return config.fit
-    return dataclasses.replace(config.fit, loss_weights=tuple(signal.loss_weights))
+def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = None) -> FitConfig:
+    """config.fit with the signal's loss weights and (latents) the latents' learning rate by rule."""
+    fit = config.fit
+    if signal.loss_weights is not None:
+        fit = dataclasses.replace(fit, loss_weights=tuple(signal.loss_weights))
+    if (model is not None and has_latents(model) and not fit.latent_learning_rate
+            and latent.is_dense(model.config)):
+        fit = dataclasses.replace(fit, latent_learning_rate=configs.DENSE_LATENT_LR)
+    return fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +218,8 @@ def plan(signal: Signal, config: CodecConfig) -> Plan:
     reference = reference_params(header, search_path(config))
     start = init.params if init is not None else model.init(jax.random.key(config.fit.seed))
     inputs = signal.inputs if not hasattr(model.representation, "inputs") else network_inputs(model, signal.geometry)
-    return Plan(model, header, reference, start, fit_config_for(signal, config), training_targets(signal), inputs)
+    return Plan(model, header, reference, start, fit_config_for(signal, config, model), training_targets(signal),
+                inputs)
 
 
 def search_path(config: CodecConfig) -> tuple:

@@ -36,9 +36,11 @@ def _definitions():
                                                   "with latents: how training relaxes the rounding (latent preset: "
                                                   "'best', both trained and the better kept; README)."),
         "latent_lr": lambda: flags.DEFINE_float("latent_lr", None, "Representations with latents: Adam's rate for "
-                                                "the latents (the network keeps --lr; latent preset: --lr)."),
+                                                "the latents (the network keeps --lr; latent preset: by rule, 0.1 on dense clouds, whose levels start at "
+                                                "2^0, else --lr)."),
         "latent_channels": lambda: flags.DEFINE_integer("latent_channels", None, "Latent values per octree node "
-                                                        "and level (latent preset: 1)."),
+                                                        "and level (latent preset: by rule, 3 on dense clouds, whose levels start "
+                                                        "at 2^0, else 1)."),
         "latent_width": lambda: flags.DEFINE_integer("latent_width", None, "Width of the latent representation's "
                                                      "synthesis network (latent preset: 16)."),
         "width": lambda: flags.DEFINE_integer("width", _D.model.width, "SIREN width (features per hidden layer)."),
@@ -180,4 +182,5 @@ def check(config: configs.CodecConfig) -> None:
         from nicjax.representations import latent
 
         m = config.model
-        latent.check_config(dataclasses.replace(m, scales=m.scales or (1,), counts=(1,) * max(len(m.scales), 1)))
+        latent.check_config(dataclasses.replace(m, scales=m.scales or (1,), counts=(1,) * max(len(m.scales), 1),
+                                                channels=m.channels or 1))

@@ -47,8 +47,16 @@ class FitConfig:
     # rate; the synthesis reads the rounded latents, straight-through, as the decoder will), or "best": both
     # trained, and the one with the lower D + λ·R of the integer latents kept (README: neither wins on every cloud).
     latent_noise: str = "noise"
-    # Adam's rate for the latents (the network keeps learning_rate; the same schedule scales both); 0: learning_rate.
+    # Adam's rate for the latents (the network keeps learning_rate; the same schedule scales both); 0: by rule,
+    # DENSE_LATENT_LR where the latent levels start at 2^0 (dense clouds: latent.is_dense), else learning_rate.
     latent_learning_rate: float = 0.0
+
+
+# On dense clouds the latents need a larger Adam rate to move far enough in the preset's 1000 steps (λ 3e-4, levels
+# from 2^0, 3 channels, one "noise" training: sarah9 37.6 dB at 0.36 bpp with 3e-2, 38.5 dB at 0.35 with 1e-1, 37.9 dB
+# at 0.45 with 3e-1; ricardo9 depth 9 37.9 dB at 0.30 with 3e-2, 38.8 dB at 0.32 with 1e-1); on longdress l1/l3 (not
+# dense) 1e-1 lost to the network's 1e-2 (README, session 8).
+DENSE_LATENT_LR = 1e-1
 
 
 REFERENCES = ("auto", "zeros", "seeded", "init")

@@ -35,9 +35,29 @@ def cloud():
 
 
 def test_levels_by_rule_from_density():
-    """From the finest node size holding ≥ 2 points on average (≥ 2 voxels) to where < 64 nodes are left."""
-    assert latent.default_scales(cube(32)) == (1, 2, 3, 4)  # 4096, 512, 64, then 8 nodes
-    assert latent.default_scales(cube(64, spacing=4)) == (3, 4, 5)  # points every 4 voxels: one per 2- and 4-node
+    """From the coarsest node size whose nodes hold at most 2 points on average to where < 64 nodes are left."""
+    assert latent.default_scales(cube(32)) == (0, 1, 2, 3, 4)  # 32768 (a node per point), 4096, 512, 64, then 8
+    # points every 4 voxels: one per 1-, 2- and 4-node, then 8 per 8-node
+    assert latent.default_scales(cube(64, spacing=4)) == (2, 3, 4, 5)
+
+
+def test_dense_clouds_get_three_channels_and_faster_latents_by_rule():
+    """Levels from 2^0 (dense) → DENSE_CHANNELS channels and the latents at DENSE_LATENT_LR; else 1 channel at the
+    network's rate. Set values are kept."""
+    def signal_of(xyz):
+        return codec.cloud_signal(pointcloud.PointCloud(xyz, np.full((len(xyz), 3), 128, np.uint8)))
+
+    dense, sparse = cube(16), cube(32, spacing=4)
+    for xyz, channels, lr in ((dense, latent.DENSE_CHANNELS, configs.DENSE_LATENT_LR), (sparse, 1, 0.0)):
+        signal = signal_of(xyz)
+        model, _ = codec.architecture(configs.LATENT, signal)
+        assert model.config.channels == channels and latent.is_dense(model.config) == (xyz is dense)
+        assert codec.fit_config_for(signal, configs.LATENT, model).latent_learning_rate == lr
+    set_by_hand = dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, channels=2),
+                                      fit=dataclasses.replace(configs.LATENT.fit, latent_learning_rate=5e-2))
+    model, _ = codec.architecture(set_by_hand, signal_of(dense))
+    assert model.config.channels == 2
+    assert codec.fit_config_for(signal_of(dense), set_by_hand, model).latent_learning_rate == 5e-2
 
 
 def test_features_are_trilinear_over_occupied_nodes():
@@ -196,7 +216,7 @@ def test_latents_refuse_images_and_init_artefacts(cloud):
 
 def test_the_seeded_reference_of_latents_is_zero():
     """The decoder regenerates the reference from the seed: latents start at zero, so they code as themselves."""
-    config = latent.LatentConfig(scales=(1, 2), counts=(10, 3))
+    config = latent.LatentConfig(scales=(1, 2), counts=(10, 3), channels=1)
     params = latent.LATENT.init(config, jax.random.key(0))
     assert not np.asarray(params[latent.latent_name(0)]).any()
 

@@ -39,6 +39,10 @@ INTERPOLATIONS = ("trilinear", "nearest")  # the header's bit 7 of the layers by
 # refused, not misread)
 MORTON_LAYOUT = 0x80
 MAX_LEVELS = 12
+# Latent channels per level on dense clouds (the rule's finest level is 2^0: 2-voxel nodes hold >= 2 points on
+# average), 1 elsewhere: on sarah9 and ricardo9 (depth 9) 3 channels gave 2.5-4 dB more at the same rate, on longdress
+# l1/l3 they lost (README, session 7-8)
+DENSE_CHANNELS = 3
 MAX_CHANNELS = 8
 MAX_HIDDEN = 256
 MAX_LAYERS = 8
@@ -53,7 +57,7 @@ class LatentConfig:
     in_dim: int = 3
     out_dim: int = 3
     scales: tuple = ()  # () until for_geometry: then by rule from the geometry (default_scales)
-    channels: int = 1
+    channels: int = 0  # 0 until for_geometry: then by rule (DENSE_CHANNELS on dense clouds, else 1)
     hidden: int = 16
     layers: int = 2  # hidden GELU layers; a linear output layer follows
     counts: tuple = ()
@@ -81,13 +85,14 @@ class LatentConfig:
 
 
 def default_scales(geometry: np.ndarray) -> tuple:
-    """The levels, by rule from the geometry: from the finest node size (at least 2 voxels) whose nodes start to
-    merge points (at most 0.95 nodes per point: finer nodes would hold one point each, a latent per point, which
-    the next level up nearly is already), doubling up to where fewer than 64 nodes are left (or 12 levels)."""
+    """The levels, by rule from the geometry: from the coarsest node size whose nodes still hold at most two points
+    on average (at least half as many nodes as points: about a latent per point, which the top of the R-D curve
+    needs; on dense clouds, where 2-voxel nodes hold ~4 points, that is 2^0), doubling up to where fewer than 64
+    nodes are left (or 12 levels)."""
     xyz = _origin(geometry)
     n = len(xyz)
-    k = 1
-    while k < 20 and len(_node_keys(xyz, k, unique=True)) > 0.95 * n:
+    k = 0
+    while k < 20 and 2 * len(_node_keys(xyz, k + 1, unique=True)) >= n:
         k += 1
     scales = []
     while len(scales) < MAX_LEVELS:
@@ -105,6 +110,8 @@ def check_config(config: LatentConfig, signal: container.SignalInfo | None = Non
     if not (1 <= len(s) <= MAX_LEVELS and all(b == a + 1 for a, b in zip(s[:-1], s[1:])) and 0 <= s[0]
             and s[-1] <= 24):
         raise ValueError(f"latent scales {s} cannot be stored (1 to {MAX_LEVELS} consecutive levels in 0..24)")
+    if config.channels == 0:
+        raise ValueError("latent channels 0 (by rule) are set by for_geometry, which this configuration skipped")
     if not (1 <= config.channels <= MAX_CHANNELS and 1 <= config.hidden <= MAX_HIDDEN
             and 0 <= config.layers <= MAX_LAYERS):
         raise ValueError(f"a latent network of {config.channels} channels, {config.layers}x{config.hidden} cannot be "
@@ -203,11 +210,18 @@ def _parents(keys: np.ndarray) -> np.ndarray:
     return parents[np.concatenate([[True], parents[1:] != parents[:-1]])] if len(parents) else parents
 
 
+def is_dense(config: LatentConfig) -> bool:
+    """Whether the finest level is 2^0 (by rule: a dense cloud, whose 2-voxel nodes hold >= 2 points on average)."""
+    return config.scales[0] == 0
+
+
 def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
-    """The configuration with the node counts of this geometry (and, unless given, the levels by rule)."""
+    """The configuration with the node counts of this geometry (and, unless given, the levels and channels by
+    rule)."""
     scales = tuple(config.scales) or default_scales(geometry)
     tree = octree(geometry, scales)
-    return dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
+    config = dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
+    return dataclasses.replace(config, channels=config.channels or (DENSE_CHANNELS if is_dense(config) else 1))
 
 
 def features(tree: Octree, points: np.ndarray) -> np.ndarray:
@@ -290,6 +304,7 @@ def layer_name(i: int) -> str:
 
 def init_params(config: LatentConfig, key):
     """Latents at zero (their reference: the decoder needs no seed for them); the network He-initialised."""
+    check_config(config)  # e.g. channels still 0 (by rule) on a configuration that skipped for_geometry
     params = {latent_name(i): jnp.zeros((config.channels, c), jnp.float32) for i, c in enumerate(config.counts)}
     dims = config.dims
     keys = jax.random.split(key, len(dims) - 1)
