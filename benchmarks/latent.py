@@ -64,9 +64,10 @@ def main() -> None:
         print(f"{name:7s} encode {encode_s:7.1f} s  decode {decode_s:.3f} s ({n / decode_s / 1e6:.2f} M points/s)  "
               f"{8 * len(data) / n:.4f} bpp  Y {psnr:.2f} dB", flush=True)
     data = rows["latent"][4]
-    header, params = codec.read(data)
+    header, params = codec.read(data, geometry=signal.geometry)
     parts = {
-        "container + entropy (with the canonical re-encode)": lambda: container.decode(data, representations.REGISTRY),
+        "container + entropy (with the canonical re-encode)": lambda: container.decode(data, representations.REGISTRY,
+                                                                                      signal.geometry),
         "octree features": lambda: codec.cloud_inputs(header, signal.geometry),
     }
     inputs = codec.cloud_inputs(header, signal.geometry)

@@ -80,7 +80,14 @@ def _latent(cloud, seed: int) -> bytes:
     for i in range(len(config.counts)):
         name = latent.latent_name(i)
         params[name] = np.round(rng.laplace(0, 2, params[name].shape)).astype(np.float32)
-    return codec.write(header, params, ref, 32)
+    return codec.write(header, params, ref, 32, geometry=cloud.xyz)
+
+
+def _plain_latent(data: bytes, geometry) -> bytes:
+    """The same latent file in the layout before session 9 (no contexts: one factorised sequence per level)."""
+    header, tensors = container.decode(data, REGISTRY, geometry)
+    plain = dataclasses.replace(header, model=dataclasses.replace(header.model, contexts=False))
+    return container.encode(plain, tensors, REGISTRY)
 
 
 def _v2(data: bytes) -> bytes:
@@ -113,7 +120,8 @@ def build_samples() -> list[Sample]:
     samples = [Sample("cloud-seeded", seeded, cloud.xyz), Sample("cloud-zeros", zeros, cloud.xyz),
                Sample("cloud-init", artefact, cloud.xyz), Sample("image-rgb", rgb), Sample("image-gray16", gray),
                Sample("cloud-v2", _v2(seeded), cloud.xyz), Sample("golden-v2", GOLDEN_V2, cloud.xyz),
-               Sample("raht-v3", raht_data, cloud.xyz), Sample("cloud-latent", latent_data, cloud.xyz)]
+               Sample("raht-v3", raht_data, cloud.xyz), Sample("cloud-latent", latent_data, cloud.xyz),
+               Sample("cloud-latent-plain", _plain_latent(latent_data, cloud.xyz), cloud.xyz)]
     for s in samples:
         s.fields = header_fields(s.data)
     return samples
@@ -177,7 +185,7 @@ def header_fields(data: bytes) -> list[tuple[str, int, int, str]]:
         field("representation", "byte", read.byte)
         (latent_config if data[read.pos - 1] == 1 else siren_config)()
         ref()
-    header, _ = container.decode(data, REGISTRY)
+    header = codec.read_header(data)
     for i in range(len(header.steps)):
         field(f"step{i}", "bf16", lambda: read.take(2))
     return out
@@ -257,9 +265,10 @@ def reencodes(data: bytes, geometry) -> bool:
         encode_ints = entropy.encode_ints if version == 3 else entropy_v2.encode_ints
         _, _, step, crc = raht._HEADER.unpack(data[:raht._HEADER.size])
         return with_crc(raht._HEADER.pack(raht.MAGIC, version, step, crc) + encode_ints(arrays, [0, 1, 2])) == data
-    header, tensors = container.decode(data, REGISTRY)
-    writer = container.encode if data[2] == container.VERSION else container_v2.encode
-    return writer(header, tensors, REGISTRY) == data
+    if data[2] != container.VERSION:
+        return container_v2.encode(*container.decode(data, REGISTRY), REGISTRY) == data
+    header, tensors = container.decode(data, REGISTRY, geometry)
+    return container.encode(header, tensors, REGISTRY, geometry) == data
 
 
 @dataclasses.dataclass

@@ -162,22 +162,39 @@ def find_init(init_id: str, init_search: tuple = ()) -> inits.Init:
 
 # --- bytes <-> params ----------------------------------------------------------------------------------------
 
-def write(header: container.Header, params, reference, levels: int, steps=None) -> bytes:
-    """Quantizes params against `reference` (the header's) and returns the file's bytes (`steps`: see quantize)."""
+def write(header: container.Header, params, reference, levels: int, steps=None, geometry=None) -> bytes:
+    """Quantizes params against `reference` (the header's) and returns the file's bytes (`steps`: see quantize;
+    `geometry`: the coded geometry, which latent files code their latents against)."""
     tensors = quant.quantize(params, reference, levels, steps, specs=model_of(header).tensors())
-    return container.encode(header, tensors, representations.REGISTRY)
+    return container.encode(header, tensors, representations.REGISTRY, geometry)
 
 
 def read(data: bytes, init_search: tuple = (), geometry: np.ndarray | None = None):
     """(header, params) of a file. Given the geometry, a point-cloud file is checked against it before the
     reference is rebuilt (the cheap refusal first)."""
-    header, tensors = container.decode(data, representations.REGISTRY)
+    memo = {}
+
+    def coded(h):  # the coded geometry, checked against the header once (before the payload, if that needs it)
+        if "xyz" not in memo:
+            memo["xyz"] = coded_geometry(h, geometry)
+        return memo["xyz"]
+
+    header, tensors = container.decode(data, representations.REGISTRY, None if geometry is None else coded)
     if geometry is not None and header.signal.kind == container.SIGNAL_POINTCLOUD:
-        coded_geometry(header, geometry)
+        coded(header)
     params = quant.dequantize(tensors, reference_params(header, init_search))
     if not all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(params)):
         raise NicError("file is corrupted (its parameters are not finite)")
     return header, params
+
+
+def read_header(data: bytes) -> container.Header:
+    """A file's header alone (checked up to its payload): what it codes, with what, at what size. It needs no
+    geometry, which a latent file's payload does."""
+    header, _, _ = container.decode_header(data, representations.REGISTRY)
+    if header is None:  # version 2: small SIREN files, decoded whole
+        header, _ = container.decode(data, representations.REGISTRY)
+    return header
 
 
 # --- encode --------------------------------------------------------------------------------------------------
@@ -240,7 +257,7 @@ def code(signal: Signal, p: Plan, params, levels: int, *, keep_better: bool = Tr
     file's bytes. Representations with latents: the latents as trained (integers), the network at `levels`, no
     QAT (its steps would move the latents off the rate they were trained for)."""
     if has_latents(p.model):
-        return write(p.header, params, p.reference, levels)
+        return write(p.header, params, p.reference, levels, geometry=signal.geometry)
     params, steps = fitting.quantization_aware(p.model, params, p.reference, levels, p.inputs, p.targets, p.fit,
                                                progress=progress, keep_better=keep_better)
     return write(p.header, params, p.reference, levels, steps)
@@ -354,9 +371,9 @@ def compress(cloud: pointcloud.PointCloud, config: CodecConfig = CodecConfig(), 
 def decompress(data: bytes, coordinates: np.ndarray, init_search: tuple = ()) -> np.ndarray:
     """Colours (N, 3) for the given (N, 3) coordinates, in their order. If the encoder voxelized, each point gets
     the colour of the voxel it falls in."""
-    header, params = read(data, init_search)
-    if header.signal.kind != container.SIGNAL_POINTCLOUD:
+    if read_header(data).signal.kind != container.SIGNAL_POINTCLOUD:
         raise NicError("file does not hold a point cloud")
+    header, params = read(data, init_search, coordinates)
     decoded = decode_params(header, params, DecodeContext(geometry=coordinates))
     if not header.signal.voxelize:
         return decoded.values
@@ -368,9 +385,9 @@ def decompress(data: bytes, coordinates: np.ndarray, init_search: tuple = ()) ->
 def sample_cloud(data: bytes, geometry: np.ndarray, points: np.ndarray, init_search: tuple = ()) -> np.ndarray:
     """Random access: the decoded colour field at any (M, 3) points, in the coordinates of `geometry` (the
     geometry the file was coded for; points inside its bounding box are where the network was trained)."""
-    header, params = read(data, init_search)
-    if header.signal.kind != container.SIGNAL_POINTCLOUD:
+    if read_header(data).signal.kind != container.SIGNAL_POINTCLOUD:
         raise NicError("file does not hold a point cloud")
+    header, params = read(data, init_search, geometry)
     xyz = coded_geometry(header, geometry)
     return colours_at(header, params, cloud_inputs(header, xyz, np.asarray(points, np.float64)))
 

@@ -277,8 +277,15 @@ def payload_bytes(tensors: list[CodedTensor], encode_ints=entropy.encode_ints) -
     return encode_ints([t.symbols for t in tensors], [ROLES.index(t.spec.role) for t in tensors])
 
 
-def encode(header: Header, tensors: list[CodedTensor], representations) -> bytes:
-    """The file's bytes. `representations`: registry id → representation (nicjax.representations.REGISTRY).
+def ordered_payload(rep, header: Header) -> bool:
+    """Whether the file's symbols are coded against the geometry (the representation's `payload_arrays`, in
+    stream order) rather than tensor by tensor with one context set per role."""
+    return hasattr(rep, "ordered_payload") and rep.ordered_payload(header.model)
+
+
+def encode(header: Header, tensors: list[CodedTensor], representations, geometry=None) -> bytes:
+    """The file's bytes. `representations`: registry id → representation (nicjax.representations.REGISTRY);
+    `geometry`: the coded geometry, for representations that code their symbols against it (latent contexts).
 
     ValueError for anything the decoder would refuse: the header written is parsed back as `decode` parses it."""
     rep = representation_of(header, representations)
@@ -296,7 +303,15 @@ def encode(header: Header, tensors: list[CodedTensor], representations) -> bytes
         raise ValueError(f"header cannot be stored: {why}")
     if header_bytes(parsed, parsed.steps, representations) != head:
         raise ValueError("header cannot be stored: it does not read back as written")
-    out = bytearray(head + payload_bytes(tensors))
+    if ordered_payload(rep, header):
+        if geometry is None:
+            raise ValueError("this file's symbols are coded against the geometry: give it")
+        plan = rep.payload_plan(header.model, geometry)
+        arrays, kinds = rep.payload_arrays(header.model, [t.symbols for t in tensors], plan)
+        payload = entropy.encode_ints(arrays, kinds, ordered=True)
+    else:
+        payload = payload_bytes(tensors)
+    out = bytearray(head + payload)
     out += U32.pack(zlib.crc32(out))
     return bytes(out)
 
@@ -364,9 +379,11 @@ def check_canonical_header(data: bytes, header: Header, end: int, header_bytes=h
 
 
 def read_tensors(data: bytes, read: Reader, header: Header, specs: list[TensorSpec], decode_ints=entropy.decode_ints,
-                 encode_ints=entropy.encode_ints, max_values=entropy.max_values) -> list[CodedTensor]:
+                 encode_ints=entropy.encode_ints, max_values=entropy.max_values, representations=None,
+                 geometry=None) -> list[CodedTensor]:
     """The payload (which runs from the cursor to the checksum), decoded and checked to be in canonical form: the
-    symbols coded again give the same bytes. The work is bounded before anything is decoded."""
+    symbols coded again give the same bytes. The work is bounded before anything is decoded. A representation that
+    codes its symbols against the geometry (`ordered_payload`) needs `representations` and `geometry`."""
     payload = data[read.pos:read.end]
     total = sum(s.size for s in specs)
     try:
@@ -376,9 +393,21 @@ def read_tensors(data: bytes, read: Reader, header: Header, specs: list[TensorSp
     if total > max_values(len(payload)):
         raise NicError(f"file is corrupted (a payload of {len(payload)} bytes cannot hold {total} values)")
     kinds = [ROLES.index(s.role) for s in specs]
+    rep = representation_of(header, representations) if representations is not None else None
+    ordered = rep is not None and ordered_payload(rep, header)
+    if ordered and geometry is None:
+        raise NicError("file's payload decodes only with its geometry (a latent file coded with contexts)")
     try:
-        arrays, modes = decode_ints(payload, [s.size for s in specs], kinds, with_modes=True)
-        canonical = encode_ints(arrays, kinds, modes) == payload
+        if ordered:
+            plan = rep.payload_plan(header.model, geometry)
+            with entropy.OrderedDecoder(payload, total) as dec:
+                arrays = rep.read_payload(header.model, dec.read, plan)
+                modes = dec.finish()
+            stream, stream_kinds = rep.payload_arrays(header.model, arrays, plan)
+            canonical = entropy.encode_ints(stream, stream_kinds, modes, ordered=True) == payload
+        else:
+            arrays, modes = decode_ints(payload, [s.size for s in specs], kinds, with_modes=True)
+            canonical = encode_ints(arrays, kinds, modes) == payload
     except NicError:
         raise
     except MemoryError:
@@ -415,15 +444,29 @@ def parse_header(read: Reader, representations) -> tuple[Header, list[TensorSpec
     return Header(signal, rep_id, model, reference, steps), specs
 
 
-def decode(data: bytes, representations) -> tuple[Header, list[CodedTensor]]:
-    """Parses and checks a .nic file (version 3 or 2); NicError with one clear line on anything wrong."""
-    data = bytes(data)
-    if checked(data) == 2:
+def decode(data: bytes, representations, geometry=None) -> tuple[Header, list[CodedTensor]]:
+    """Parses and checks a .nic file (version 3 or 2); NicError with one clear line on anything wrong.
+    `geometry`: the coded geometry, or a function of the header that returns it (and may refuse the file first),
+    for files whose symbols are coded against it (latent contexts); other files do not need it."""
+    header, read, specs = decode_header(data, representations)
+    if read is None:
         from nicjax import container_v2
 
-        return container_v2.decode(data, representations)
+        return container_v2.decode(bytes(data), representations)
+    if callable(geometry) and ordered_payload(representation_of(header, representations), header):
+        geometry = geometry(header)
+    return header, read_tensors(bytes(data), read, header, specs, representations=representations,
+                                geometry=geometry)
+
+
+def decode_header(data: bytes, representations):
+    """(header, reader at the payload, tensor specs) of a version-3 file, checked up to its payload; (None, None,
+    None) for a version-2 file. NicError with one clear line on anything wrong."""
+    data = bytes(data)
+    if checked(data) == 2:
+        return None, None, None
     # Past the checksum, a malformed header means a damaged file whose checksum collided (or an encoder bug).
     read = Reader(data, len(data) - 4, pos=3)
     header, specs = parse_header(read, representations)
     check_canonical_header(data, header, read.pos, header_bytes, representations)
-    return header, read_tensors(data, read, header, specs)
+    return header, read, specs

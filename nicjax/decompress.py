@@ -10,6 +10,7 @@ encoder voxelized) with the decoded colours.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -88,11 +89,13 @@ def main(argv):
     if file_codec.name != codec.NAME:
         return decompress_cloud(source, data, lambda context: file_codec.decode(data, context), t0,
                                 f" ({file_codec.name.upper()})")
-    header, params = codec.read(data, (FLAGS.init,) if FLAGS.init else ())
-    if header.signal.kind == container.SIGNAL_IMAGE:
+    init_search = (FLAGS.init,) if FLAGS.init else ()
+    if codec.read_header(data).signal.kind == container.SIGNAL_IMAGE:
+        header, params = codec.read(data, init_search)
         decompress_image(source, data, header, params, t0)
-    else:
-        decompress_cloud(source, data, lambda context: codec.decode_params(header, params, context), t0)
+    else:  # a latent file's payload decodes only with the geometry: the whole decode waits for it
+        decompress_cloud(source, data, lambda context: codec.decode(
+            data, dataclasses.replace(context, init_search=init_search)), t0)
 
 
 def console():

@@ -34,16 +34,21 @@ each category c >= 2 in increasing order its values' first modelled mantissa bit
 all raw bits (each value's remaining bits, most significant first, values in order). An empty input codes to b"".
 
 Decoding a damaged payload raises ValueError in time and memory O(sum(sizes)), and sizes that the payload cannot
-hold (`max_values`) are refused before anything is decoded. The decoder tracks the ideal code
-length (-log2 of the frozen tables' probabilities) of what it decodes; range_coder's output is never shorter than
-that and longer by at most a few bits, so a payload that ends early (by more than a byte) is caught as soon as
-the ideal length passes the payload's (`_SHORT_BITS`), and one with bytes to spare (`_SPARE_BITS`) at the end.
+hold (`max_values`) are refused before anything is decoded. The decoder tracks two code lengths of what it
+decodes: the ideal one (-log2 of the frozen tables' probabilities), which range_coder's output exceeds by at most a
+few bits, so a payload with bytes to spare (`_SPARE_BITS`) at the end is caught; and a floor under what
+range_coder can have spent (`_Counts.floor_cost`), so a payload that ends early (by more than a byte) is caught as
+soon as the floor passes the payload's length (`_SHORT_BITS`). The floor is not the ideal length: range_coder
+gives a table's last symbol the rounding remainder of its range, so that symbol, when the table calls it rare,
+can cost up to ~1 bit less than its ideal (measured: tables of total 8000, last count 1), and a real file
+(sarah9's dense latents, 223k values) came out 45 bits short of its ideal length.
 Without redundancy in the stream this cannot catch everything (a final byte cut off, a few garbage bytes
 appended, some bit flips decode to wrong values silently): the containers' CRCs do that.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import tempfile
@@ -65,16 +70,23 @@ _RAW_CDF = [0, 1, 2]
 # Damaged-payload check: range_coder's output is never shorter than the ideal code length of its symbols and
 # longer by a few bits plus ~5.4e-5 bit per coded symbol (measured: 0.2-12 bits on streams of 10 to 100k values,
 # 102-108 bits on 2 M values, from all zeros to Laplacian scale 1).
-_SHORT_BITS = 8  # payload bits may fall short of the ideal length of what it decodes to by this much
+_SHORT_BITS = 8  # payload bits may fall short of the floor length of what it decodes to by this much
+# The least range_coder's range can be while it codes, as for a 32-bit range coder that renormalises byte by byte
+# (an assumption: its source is not at hand). It bounds how much probability rounding can give a table's last
+# symbol: at most (total - last count) / _MIN_RANGE on top of its count's share. Checked by measurement: streams
+# built to make rare last symbols frequent (runs of one sign or of zeros, then bursts; up to 5.5 kbit short of
+# their ideal length) and sarah9's latents all decode with 2**26 here, 4x tighter than this.
+_MIN_RANGE = 1 << 24
 _SPARE_BITS = 40  # ... and exceed it by this much plus _SPARE_PER_SYMBOL per coded symbol (18x the measured rate)
 _SPARE_PER_SYMBOL = 1e-3
 _PLAIN, _GROUPED = 0, 1
 # The cheapest symbol any model codes: a binary model's rarer count stays >= 1 (halving rounds up) and totals stay
-# <= _LIMIT, so no symbol is likelier than 1 - 1/_LIMIT: at least -log2(1 - 1/8192) = 1.761e-4 bits. At best one
-# symbol (an all-zero group's largest category) stands for _GROUP values, so a payload of B bytes, which the
-# decoder lets fall short of its ideal length by _SHORT_BITS, holds at most MAX_VALUES_PER_BIT * (8 B + 8) values
-# (~1.45 M per byte): a header that asks for more is refused before anything is decoded or allocated.
-MIN_SYMBOL_BITS = -math.log2(1 - 1 / _LIMIT)
+# <= _LIMIT, so no symbol's floor probability (`_Counts.floor_cost`) passes 1 - 1/_LIMIT + 1/_MIN_RANGE: at least
+# -log2(1 - 2047/2**24) = 1.760e-4 bits. At best one symbol (an all-zero group's largest category) stands for
+# _GROUP values, so a payload of B bytes, which the decoder lets fall short of its floor length by _SHORT_BITS,
+# holds at most MAX_VALUES_PER_BIT * (8 B + 8) values (~1.45 M per byte): a header that asks for more is refused
+# before anything is decoded or allocated.
+MIN_SYMBOL_BITS = -math.log2(1 - 1 / _LIMIT + 1 / _MIN_RANGE)
 MAX_VALUES_PER_BIT = _GROUP / MIN_SYMBOL_BITS
 
 
@@ -114,6 +126,15 @@ class _Counts:
         """Ideal code length in bits of symbols with histogram `hist` under the frozen table."""
         log_total = math.log2(sum(self.freq))
         return math.fsum(h * (log_total - math.log2(f)) for h, f in zip(hist, self.freq) if h)
+
+    def floor_cost(self, hist: list[int]) -> float:
+        """A floor under range_coder's code length of the same symbols: the ideal one, but the last symbol at the
+        probability rounding can give it (its count's share plus (total - its count) / _MIN_RANGE)."""
+        total, last = sum(self.freq), self.freq[-1]
+        bits = self.cost(hist[:-1] + [0])
+        if hist[-1]:
+            bits += hist[-1] * -math.log2(min(1.0, last / total + (total - last) / _MIN_RANGE))
+        return bits
 
     def update(self, hist: list[int]) -> None:
         f = [x + _INC * h for x, h in zip(self.freq, hist)]
@@ -214,8 +235,16 @@ def _plan_rest(plan: _Plan, ctx: _Contexts, q: np.ndarray, mag: np.ndarray, c: n
 
 
 def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None, measure: bool = True) -> _Plan:
+    """The kind's calls; plan.array_calls[i]: the index of the first call of its i-th array (blocks never straddle
+    two arrays, so an ordered stream can emit each array's calls where that array comes)."""
     plan, ctx, start = _Plan(measure), _Contexts(), 0
-    for b in _block_lengths([seq.size] if sizes is None else sizes, _GROUP if mode == _GROUPED else 1):
+    sizes = [seq.size] if sizes is None else list(sizes)
+    ends = list(accumulate(sizes))
+    first_call = [None] * len(sizes)
+    for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1):
+        array = bisect.bisect_right(ends, start)  # the array this block belongs to (empty arrays have none)
+        if first_call[array] is None:
+            first_call[array] = len(plan.calls)
         q = seq[start:start + b]
         start += b
         mag = np.abs(q)
@@ -229,6 +258,10 @@ def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None, m
         else:
             plan.add(c, ctx.category)
         _plan_rest(plan, ctx, q, mag, c)
+    nxt = len(plan.calls)  # an empty array's calls: the empty range where the next array's begin
+    for i in reversed(range(len(sizes))):
+        nxt = first_call[i] = nxt if first_call[i] is None else first_call[i]
+    plan.array_calls = first_call + [len(plan.calls)]
     return plan
 
 
@@ -252,13 +285,16 @@ def _static_mode(seq: np.ndarray) -> int:
 
 
 def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None,
-                modes: Sequence[int] | None = None) -> bytes:
+                modes: Sequence[int] | None = None, *, ordered: bool = False) -> bytes:
     """Codes a sequence of signed integer arrays (|q| < 2**31) into one range-coded byte string.
 
     The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them. `modes`: the
     mode of each non-empty kind (in order of first appearance), as `decode_ints(..., with_modes=True)` returns
     them, instead of the encoder's choice: coding decoded values again to check a payload's canonical form then
     skips planning the mode that was not taken (both modes are valid streams; the choice is the encoder's).
+    `ordered`: the stream holds the arrays in the order given (each kind's models carried over from its previous
+    array, its mode bit before its first non-empty array) rather than kind by kind, so that a decoder can derive
+    the sizes and kinds of later arrays from the values of earlier ones (`OrderedDecoder`; context modelling).
     """
     kinds = [0] * len(arrays) if kinds is None else list(kinds)
     if len(kinds) != len(arrays):
@@ -267,34 +303,53 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
     checked = [_check(a) for a in arrays]
     if sum(a.size for a in checked) == 0:
         return b""
+    planned = {}  # kind -> (mode, plan, its arrays' indices)
+    groups = _group(kinds)
+    if ordered:  # the modes in the order the decoder meets the kinds: by their first non-empty array
+        groups = dict(sorted(groups.items(), key=lambda g: next((i for i in g[1] if checked[i].size), len(checked))))
+    for kind, idx in groups.items():
+        seq = np.concatenate([checked[i] for i in idx])
+        sizes = [checked[i].size for i in idx]
+        if not seq.size:
+            continue
+        # Each kind takes the mode with the shorter code (one raw bit says which): both planned in full for
+        # a short sequence, where learning costs matter; for a long one, judged by static entropies.
+        if given is not None:
+            mode = next(given, None)
+            if mode not in (_PLAIN, _GROUPED):
+                raise ValueError("one mode (0 or 1) per non-empty kind")
+            plan = _plan_kind(seq, mode, sizes, measure=False)
+        elif seq.size <= _MODE_PROBE:
+            plans = [_plan_kind(seq, m, sizes) for m in (_PLAIN, _GROUPED)]
+            mode = int(plans[_GROUPED].bits < plans[_PLAIN].bits)
+            plan = plans[mode]
+        else:
+            mode = _static_mode(seq)
+            plan = _plan_kind(seq, mode, sizes)
+        planned[kind] = (mode, plan, idx)
+    if given is not None and next(given, None) is not None:
+        raise ValueError("one mode (0 or 1) per non-empty kind")
+    if ordered:  # (mode bit or None, calls) per array, in the arrays' order
+        position = {i: (kind, j) for kind, (_, _, idx) in planned.items() for j, i in enumerate(idx)}
+        started, pieces = set(), []
+        for i in range(len(checked)):
+            if i not in position or not checked[i].size:
+                continue
+            kind, j = position[i]
+            mode, plan, _ = planned[kind]
+            pieces.append((None if kind in started else mode, plan.calls[plan.array_calls[j]:plan.array_calls[j + 1]]))
+            started.add(kind)
+    else:
+        pieces = [(mode, plan.calls) for mode, plan, _ in planned.values()]
     fd, path = tempfile.mkstemp(suffix=".rc")
     os.close(fd)
     try:
         enc = range_coder.RangeEncoder(path)
-        for idx in _group(kinds).values():
-            seq = np.concatenate([checked[i] for i in idx])
-            sizes = [checked[i].size for i in idx]
-            if not seq.size:
-                continue
-            # Each kind takes the mode with the shorter code (one raw bit says which): both planned in full for
-            # a short sequence, where learning costs matter; for a long one, judged by static entropies.
-            if given is not None:
-                mode = next(given, None)
-                if mode not in (_PLAIN, _GROUPED):
-                    raise ValueError("one mode (0 or 1) per non-empty kind")
-                plan = _plan_kind(seq, mode, sizes, measure=False)
-            elif seq.size <= _MODE_PROBE:
-                plans = [_plan_kind(seq, m, sizes) for m in (_PLAIN, _GROUPED)]
-                mode = int(plans[_GROUPED].bits < plans[_PLAIN].bits)
-                plan = plans[mode]
-            else:
-                mode = _static_mode(seq)
-                plan = _plan_kind(seq, mode, sizes)
-            enc.encode([mode], _RAW_CDF)
-            for symbols, cdf in plan.calls:
+        for mode, calls in pieces:
+            if mode is not None:
+                enc.encode([mode], _RAW_CDF)
+            for symbols, cdf in calls:
                 enc.encode(symbols.tolist(), _RAW_CDF if cdf is None else cdf)
-        if given is not None and next(given, None) is not None:
-            raise ValueError("one mode (0 or 1) per non-empty kind")
         enc.close()
         with open(path, "rb") as f:
             return f.read()
@@ -303,12 +358,14 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
 
 
 class _Decoder:
-    """range_coder's decoder plus the ideal code length of what it has decoded (for the damaged-payload check)."""
+    """range_coder's decoder plus the ideal and the floor code length of what it has decoded (for the damaged-
+    payload checks: bytes to spare, and a payload that ends early)."""
 
     def __init__(self, path: str, payload_bits: int):
         self.dec = range_coder.RangeDecoder(path)
         self.payload_bits = payload_bits
         self.ideal_bits = 0.0
+        self.floor_bits = 0.0
         self.symbols = 0
 
     def decode(self, n: int, model: _Counts | None) -> np.ndarray:
@@ -318,14 +375,16 @@ class _Decoder:
             if out.size and out.max() > 1:
                 raise ValueError("entropy payload is corrupted (symbol out of range)")
             self.ideal_bits += n
+            self.floor_bits += n * -math.log2(0.5 + 1 / _MIN_RANGE)
         else:
             out = np.fromiter(self.dec.decode(n, model.cdf()), dtype=np.int64, count=n)
             if out.size and out.max() >= model.size:
                 raise ValueError("entropy payload is corrupted (symbol out of range)")
             hist = np.bincount(out, minlength=model.size).tolist()
             self.ideal_bits += model.cost(hist)
+            self.floor_bits += model.floor_cost(hist)
             model.update(hist)
-        if self.ideal_bits > self.payload_bits + _SHORT_BITS:
+        if self.floor_bits > self.payload_bits + _SHORT_BITS:
             raise ValueError("entropy payload is truncated or corrupted (it ends before its symbols)")
         return out
 
@@ -350,11 +409,10 @@ def _decode_rest(dec: _Decoder, ctx: _Contexts, c: np.ndarray) -> np.ndarray:
     return mag
 
 
-def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> tuple[np.ndarray, int]:
-    """The kind's values, and the mode its stream took."""
-    mode = int(dec.decode(1, None)[0])
-    ctx, parts = _Contexts(), []
-    for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1):
+def _decode_array(dec: _Decoder, ctx: _Contexts, mode: int, n: int) -> np.ndarray:
+    """One array of n values of a kind whose models are `ctx`."""
+    parts = [np.zeros(0, dtype=np.int64)]
+    for b in _block_lengths([n], _GROUP if mode == _GROUPED else 1):
         if mode == _GROUPED:
             gmax = dec.decode((b + _GROUP - 1) // _GROUP, ctx.group)
             within = np.repeat(gmax, _GROUP)[:b]
@@ -368,7 +426,14 @@ def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> tuple[np.ndarray, int]:
         else:
             c = dec.decode(b, ctx.category)
         parts.append(_decode_rest(dec, ctx, c))
-    return np.concatenate(parts), mode
+    return np.concatenate(parts)
+
+
+def _decode_kind(dec: _Decoder, sizes: Sequence[int]) -> tuple[np.ndarray, int]:
+    """The kind's values, and the mode its stream took."""
+    mode = int(dec.decode(1, None)[0])
+    ctx = _Contexts()
+    return np.concatenate([_decode_array(dec, ctx, mode, s) for s in sizes]), mode
 
 
 def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None = None, *, with_modes: bool = False):
@@ -415,6 +480,61 @@ def decode_ints(data: bytes, sizes: Sequence[int], kinds: Sequence[int] | None =
         return (out, modes) if with_modes else out
     finally:
         os.remove(path)
+
+
+class OrderedDecoder:
+    """Decodes a stream of `encode_ints(..., ordered=True)` one array at a time (`read(n, kind)`), so that the
+    caller can work out the next array's size and kind from what it has decoded. `finish()` then checks that the
+    payload holds nothing more and returns the modes (for `encode_ints(..., modes=, ordered=True)`). At most
+    `max_total` values are decoded in all (ValueError beyond: the caller's bound on the work). A context manager
+    (the payload lives in a temporary file while it is read)."""
+
+    def __init__(self, data: bytes, max_total: int):
+        data = bytes(data)
+        self.data, self.max_total, self.total = data, min(int(max_total), max_values(len(data))), 0
+        self.kinds: dict[int, tuple[int, _Contexts]] = {}  # kind -> (mode, models), in order of first appearance
+        fd, self.path = tempfile.mkstemp(suffix=".rc")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        self.dec = _Decoder(self.path, 8 * len(data)) if data else None
+        self.closed = False
+
+    def read(self, n: int, kind: int) -> np.ndarray:
+        n = int(n)
+        if n < 0:
+            raise ValueError("array sizes must be non-negative")
+        if not n:
+            return np.zeros(0, dtype=np.int64)
+        self.total += n
+        if self.total > self.max_total or self.dec is None:
+            raise ValueError(f"entropy payload is truncated or corrupted ({len(self.data)} bytes cannot hold "
+                             f"{self.total} values)")
+        if kind not in self.kinds:
+            self.kinds[kind] = (int(self.dec.decode(1, None)[0]), _Contexts())
+        mode, ctx = self.kinds[kind]
+        return _decode_array(self.dec, ctx, mode, n)
+
+    def _close(self) -> None:
+        if self.dec is not None and not self.closed:
+            self.dec.dec.close()
+        self.closed = True
+
+    def finish(self) -> list[int]:
+        if self.dec is None:
+            return []
+        self._close()
+        if 8 * len(self.data) > self.dec.ideal_bits + _SPARE_BITS + _SPARE_PER_SYMBOL * self.dec.symbols:
+            raise ValueError("entropy payload is corrupted (bytes beyond its symbols)")
+        if not self.total:
+            raise ValueError("entropy payload is corrupted (bytes but no symbols)")
+        return [mode for mode, _ in self.kinds.values()]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._close()
+        os.remove(self.path)
 
 
 def empirical_entropy_bits(arrays: Iterable[np.ndarray]) -> float:

@@ -184,7 +184,7 @@ def _image_result(signal: Signal, config: CodecConfig, data: bytes, seconds: dic
     pixels = signal.colours.reshape(signal.info.height, signal.info.width, signal.channels)
     t_enc = time.perf_counter()
     decoded = codec.decompress_image(data, init_search=codec.search_path(config))
-    header, _ = codec.read(data, codec.search_path(config))
+    header = codec.read_header(data)
     return codec.ImageResult(data=data, pixels=pixels, decoded=decoded, header=header,
                              seconds=dict(seconds, decode=time.perf_counter() - t_enc),
                              psnr=imaging.image_psnr(pixels, decoded, color.peak(signal.colour_bits)))

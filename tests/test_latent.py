@@ -90,7 +90,7 @@ def test_a_cloud_round_trips_through_the_file(cloud):
     """Decoding the bytes gives what the encoder reported, in any point order; the header holds the octree's node
     counts; random access at the geometry's points gives the decoded colours; same input and λ, same bytes."""
     r = codec.compress_cloud(cloud, quick(), progress=False)
-    header, _ = codec.read(r.data)
+    header = codec.read_header(r.data)
     assert header.representation == latent.LATENT.id
     assert header.model == latent.for_geometry(latent.LatentConfig(), cloud.xyz)
     assert (codec.decompress(r.data, cloud.xyz) == r.decoded_rgb).all()
@@ -105,7 +105,7 @@ def test_a_cloud_round_trips_through_the_file(cloud):
 def test_lambda_trades_rate_for_distortion(cloud):
     """A larger λ spends fewer bytes on the latents, and the colours get worse."""
     def latent_bytes(data):
-        _, tensors = container.decode(data, REGISTRY)
+        _, tensors = container.decode(data, REGISTRY, cloud.xyz)
         latents = [t.symbols for t in tensors if t.spec.role == "latent"]
         return len(entropy.encode_ints(latents, [2] * len(latents)))
 
@@ -115,8 +115,8 @@ def test_lambda_trades_rate_for_distortion(cloud):
     assert len(high.data) < len(low.data) and high.psnr["y"] < low.psnr["y"]
 
 
-def _file(cloud, counts=None, latent_step=None):
-    config = latent.for_geometry(latent.LatentConfig(hidden=8), cloud.xyz)
+def _file(cloud, counts=None, contexts=True):
+    config = latent.for_geometry(latent.LatentConfig(hidden=8, contexts=contexts), cloud.xyz)
     if counts is not None:
         config = dataclasses.replace(config, counts=counts)
     header = container.Header(pointcloud.to_signal(cloud).info, latent.LATENT.id, config,
@@ -126,21 +126,62 @@ def _file(cloud, counts=None, latent_step=None):
     rng = np.random.default_rng(0)
     for i in range(len(config.counts)):
         params[latent.latent_name(i)] = np.round(rng.laplace(0, 2, ref[latent.latent_name(i)].shape))
-    return codec.write(header, params, ref, 32)
+    return codec.write(header, params, ref, 32, geometry=cloud.xyz)
 
 
 def test_a_file_whose_octree_is_not_the_geometry_is_refused(cloud):
-    """Node counts in the header that the geometry does not give (the geometry hash matching): a clean error."""
+    """Node counts in the header that the geometry does not give (the geometry hash matching): a clean error (a
+    context-coded file cannot even be written so: the encoder refuses it too)."""
     good = latent.for_geometry(latent.LatentConfig(), cloud.xyz).counts
-    data = _file(cloud, counts=tuple(c + 1 for c in good))
+    data = _file(cloud, counts=tuple(c + 1 for c in good), contexts=False)
     with pytest.raises(NicError, match="latent structure"):
         codec.decompress(data, cloud.xyz)
+    with pytest.raises(NicError, match="latent structure"):
+        _file(cloud, counts=tuple(c + 1 for c in good))
+
+
+def test_context_coding_round_trips_and_needs_the_geometry(cloud):
+    """The context-coded payload (the encoder's default) decodes to the same symbols as the per-level layout,
+    re-encodes to its bytes, is refused in one line without the geometry (the header alone still reads), and codes
+    smooth latents in fewer bytes than the per-level layout."""
+    data, plain = _file(cloud), _file(cloud, contexts=False)
+    assert codec.read_header(data).model.contexts and not codec.read_header(plain).model.contexts
+    h, with_contexts = container.decode(data, REGISTRY, cloud.xyz)
+    _, without = container.decode(plain, REGISTRY)
+    for a, b in zip(with_contexts, without):
+        np.testing.assert_array_equal(a.symbols, b.symbols)
+    assert container.encode(h, with_contexts, REGISTRY, cloud.xyz) == data
+    with pytest.raises(NicError, match="only with its geometry"):
+        container.decode(data, REGISTRY)
+    with pytest.raises(ValueError, match="against the geometry"):
+        container.encode(h, with_contexts, REGISTRY)
+    # smooth latents (a linear ramp over the nodes, rounded): the neighbours predict each value's size and sign
+    config = h.model
+    tree = latent.octree(cloud.xyz, config.scales)
+    smooth = []
+    for keys in tree.keys:
+        nodes = latent._unpack(keys).astype(np.float64)
+        smooth.append(np.round((nodes @ np.array([0.7, -0.4, 0.2]) - 3) / (1 + nodes.max() / 8))[None]
+                      .repeat(config.channels, 0).astype(np.int64))
+    plan = latent.LATENT.payload_plan(config, cloud.xyz)
+    arrays, kinds = latent.context_stream(plan, smooth)
+    assert len(entropy.encode_ints(arrays, kinds, ordered=True)) < 0.9 * len(
+        entropy.encode_ints([q.ravel() for q in smooth], [2] * len(smooth)))
+    back = latent.read_context_stream(plan, config.channels, config.counts,
+                                      _reader(entropy.encode_ints(arrays, kinds, ordered=True)))
+    for a, b in zip(smooth, back):
+        np.testing.assert_array_equal(a, b)
+
+
+def _reader(data):
+    dec = entropy.OrderedDecoder(data, 1 << 24)
+    return dec.read
 
 
 def test_latents_with_another_step_are_refused(cloud):
     """Latents are integers: a file whose latent step is not 1 (CRC recomputed) is not what an encoder writes."""
     data = _file(cloud)
-    header, _ = container.decode(data, REGISTRY)
+    header = codec.read_header(data)
     specs = latent.LATENT.tensors(header.model)
     assert [s.role for s in specs][:len(header.model.counts)] == ["latent"] * len(header.model.counts)
     steps_at = data.index(container.steps_bytes(header.steps))
@@ -152,7 +193,7 @@ def test_latents_with_another_step_are_refused(cloud):
 
 GOLDEN_HEADER = container.Header(
     container.SignalInfo(container.SIGNAL_POINTCLOUD, geometry_crc=0x89ABCDEF), latent.LATENT.id,
-    latent.LatentConfig(scales=(2, 3, 4), channels=2, hidden=4, layers=1, counts=(40, 9, 2)),
+    latent.LatentConfig(scales=(2, 3, 4), channels=2, hidden=4, layers=1, counts=(40, 9, 2), contexts=False),
     container.Reference(container.REFERENCE_SEEDED, seed=5))
 GOLDEN_SHA = "7596101cae9d4b1e"
 
@@ -177,6 +218,37 @@ def test_golden_latent_file():
     header, decoded = container.decode(data, REGISTRY)
     assert dataclasses.replace(header, steps=()) == GOLDEN_HEADER
     for a, b in zip(golden_tensors(), decoded):
+        assert (a.spec, a.step) == (b.spec, b.step)
+        np.testing.assert_array_equal(a.symbols, b.symbols)
+
+
+GOLDEN_GEOMETRY = np.concatenate([cube(8, 2), cube(4) + 9])  # 128 points, a sparse block and a dense one
+GOLDEN_CONTEXT_SHA = "a5241f7440fa0fcf"
+
+
+def golden_context_file():
+    config = latent.for_geometry(latent.LatentConfig(channels=2, hidden=4, layers=1), GOLDEN_GEOMETRY)
+    header = dataclasses.replace(GOLDEN_HEADER, model=config)
+    tensors = []
+    for k, spec in enumerate(latent.LATENT.tensors(config)):
+        i = np.arange(spec.size, dtype=np.int64)
+        symbols = ((i * 7919 + 13 * k) % 23 - 11) * ((i % (k + 2)) == 0)
+        step = container.LATENT_STEP if spec.role == "latent" else container.storable_step(0.02 * (k + 1))
+        tensors.append(container.CodedTensor(spec, np.float32(step), symbols))
+    return header, tensors
+
+
+def test_golden_context_coded_latent_file():
+    """A context-coded latent file (bit 6 of the channels byte) on a small fixed geometry, pinned: the parity
+    passes, the neighbour contexts and the ordered coder must not change by accident."""
+    header, tensors = golden_context_file()
+    assert header.model.contexts
+    data = container.encode(header, tensors, REGISTRY, GOLDEN_GEOMETRY)
+    assert data[11] & latent.CONTEXT_CODED
+    assert hashlib.sha256(data).hexdigest()[:16] == GOLDEN_CONTEXT_SHA
+    decoded_header, decoded = container.decode(data, REGISTRY, GOLDEN_GEOMETRY)
+    assert dataclasses.replace(decoded_header, steps=()) == header
+    for a, b in zip(tensors, decoded):
         assert (a.spec, a.step) == (b.spec, b.step)
         np.testing.assert_array_equal(a.symbols, b.symbols)
 
