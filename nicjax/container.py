@@ -307,8 +307,8 @@ def encode(header: Header, tensors: list[CodedTensor], representations, geometry
         if geometry is None:
             raise ValueError("this file's symbols are coded against the geometry: give it")
         plan = rep.payload_plan(header.model, geometry)
-        arrays, kinds = rep.payload_arrays(header.model, [t.symbols for t in tensors], plan)
-        payload = entropy.encode_ints(arrays, kinds, ordered=True)
+        arrays, kinds, segments = rep.payload_arrays(header.model, [t.symbols for t in tensors], plan)
+        payload = entropy.encode_ints(arrays, kinds, ordered=True, segments=segments)
     else:
         payload = payload_bytes(tensors)
     out = bytearray(head + payload)
@@ -403,8 +403,8 @@ def read_tensors(data: bytes, read: Reader, header: Header, specs: list[TensorSp
             with entropy.OrderedDecoder(payload, total) as dec:
                 arrays = rep.read_payload(header.model, dec.read, plan)
                 modes = dec.finish()
-            stream, stream_kinds = rep.payload_arrays(header.model, arrays, plan)
-            canonical = entropy.encode_ints(stream, stream_kinds, modes, ordered=True) == payload
+            stream, stream_kinds, segments = rep.payload_arrays(header.model, arrays, plan)
+            canonical = entropy.encode_ints(stream, stream_kinds, modes, ordered=True, segments=segments) == payload
         else:
             arrays, modes = decode_ints(payload, [s.size for s in specs], kinds, with_modes=True)
             canonical = encode_ints(arrays, kinds, modes) == payload

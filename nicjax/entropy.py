@@ -95,18 +95,22 @@ def max_values(payload_bytes: int) -> int:
     return int(MAX_VALUES_PER_BIT * (8 * payload_bytes + _SHORT_BITS))
 
 
-def _block_lengths(sizes: Sequence[int], unit: int):
+def _block_lengths(sizes: Sequence[int], unit: int, before: Sequence[int] | None = None):
     """Block lengths (in values) for a kind's arrays of these sizes: blocks never straddle two arrays (a new
     tensor's statistics are learnt from its own first values soon), and within an array they grow with what the
-    array has shown so far, in whole `unit`s but an array's last. Depends on the sizes and the mode only: the
-    decoder derives them too. A generator: a decoder told a huge size stops at the first damaged block."""
-    for n in sizes:
-        seen = 0
-        while seen < n:
-            units = min(max(1, (seen // unit) >> _GROWTH_SHIFT), max(1, _MAX_BLOCK // unit))
-            b = min(units * unit, n - seen)
+    array has shown so far, in whole `unit`s but an array's last. `before` (ordered streams, whose arrays are a
+    kind's many small slices of one signal, e.g. the nodes of one context in one pass of one level): per array,
+    the values its kind has shown earlier in the same segment (`encode_ints(segments=)`), which the blocks grow
+    with too, so that a small array is a block or a few, not ~8 ln n. Depends on the sizes, the mode and the
+    segments only: the decoder derives them too. A generator: a decoder told a huge size stops at the first
+    damaged block."""
+    for i, n in enumerate(sizes):
+        done, base = 0, 0 if before is None else before[i]
+        while done < n:
+            units = min(max(1, ((base + done) // unit) >> _GROWTH_SHIFT), max(1, _MAX_BLOCK // unit))
+            b = min(units * unit, n - done)
             yield b
-            seen += b
+            done += b
 
 
 class _Counts:
@@ -234,14 +238,16 @@ def _plan_rest(plan: _Plan, ctx: _Contexts, q: np.ndarray, mag: np.ndarray, c: n
         plan.add((mag[sel][owner] >> shift) & 1, None)
 
 
-def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None, measure: bool = True) -> _Plan:
+def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None, measure: bool = True,
+               before: Sequence[int] | None = None) -> _Plan:
     """The kind's calls; plan.array_calls[i]: the index of the first call of its i-th array (blocks never straddle
-    two arrays, so an ordered stream can emit each array's calls where that array comes)."""
+    two arrays, so an ordered stream can emit each array's calls where that array comes). `before`: see
+    `_block_lengths`."""
     plan, ctx, start = _Plan(measure), _Contexts(), 0
     sizes = [seq.size] if sizes is None else list(sizes)
     ends = list(accumulate(sizes))
     first_call = [None] * len(sizes)
-    for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1):
+    for b in _block_lengths(sizes, _GROUP if mode == _GROUPED else 1, before):
         array = bisect.bisect_right(ends, start)  # the array this block belongs to (empty arrays have none)
         if first_call[array] is None:
             first_call[array] = len(plan.calls)
@@ -285,7 +291,7 @@ def _static_mode(seq: np.ndarray) -> int:
 
 
 def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None,
-                modes: Sequence[int] | None = None, *, ordered: bool = False) -> bytes:
+                modes: Sequence[int] | None = None, *, ordered: bool = False, segments: Sequence | None = None) -> bytes:
     """Codes a sequence of signed integer arrays (|q| < 2**31) into one range-coded byte string.
 
     The decoder must be told the sizes (and kinds) of the arrays: the stream does not record them. `modes`: the
@@ -295,12 +301,21 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
     `ordered`: the stream holds the arrays in the order given (each kind's models carried over from its previous
     array, its mode bit before its first non-empty array) rather than kind by kind, so that a decoder can derive
     the sizes and kinds of later arrays from the values of earlier ones (`OrderedDecoder`; context modelling).
+    `segments` (ordered streams only): a label per array (e.g. its level and channel); within a segment a kind's
+    blocks grow with all its values there, not only with its current array's (`_block_lengths`).
     """
     kinds = [0] * len(arrays) if kinds is None else list(kinds)
     if len(kinds) != len(arrays):
         raise ValueError("one kind per array")
     given = None if modes is None else iter(modes)
     checked = [_check(a) for a in arrays]
+    if segments is not None:
+        if not ordered or len(segments) != len(arrays):
+            raise ValueError("segments: one label per array, for an ordered stream")
+        seen_before, totals = [], {}
+        for a, k, g in zip(checked, kinds, segments):
+            seen_before.append(totals.get((k, g), 0))
+            totals[k, g] = seen_before[-1] + a.size
     if sum(a.size for a in checked) == 0:
         return b""
     planned = {}  # kind -> (mode, plan, its arrays' indices)
@@ -310,6 +325,7 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
     for kind, idx in groups.items():
         seq = np.concatenate([checked[i] for i in idx])
         sizes = [checked[i].size for i in idx]
+        before = None if segments is None else [seen_before[i] for i in idx]
         if not seq.size:
             continue
         # Each kind takes the mode with the shorter code (one raw bit says which): both planned in full for
@@ -318,14 +334,14 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
             mode = next(given, None)
             if mode not in (_PLAIN, _GROUPED):
                 raise ValueError("one mode (0 or 1) per non-empty kind")
-            plan = _plan_kind(seq, mode, sizes, measure=False)
+            plan = _plan_kind(seq, mode, sizes, measure=False, before=before)
         elif seq.size <= _MODE_PROBE:
-            plans = [_plan_kind(seq, m, sizes) for m in (_PLAIN, _GROUPED)]
+            plans = [_plan_kind(seq, m, sizes, before=before) for m in (_PLAIN, _GROUPED)]
             mode = int(plans[_GROUPED].bits < plans[_PLAIN].bits)
             plan = plans[mode]
         else:
             mode = _static_mode(seq)
-            plan = _plan_kind(seq, mode, sizes)
+            plan = _plan_kind(seq, mode, sizes, before=before)
         planned[kind] = (mode, plan, idx)
     if given is not None and next(given, None) is not None:
         raise ValueError("one mode (0 or 1) per non-empty kind")
@@ -409,10 +425,10 @@ def _decode_rest(dec: _Decoder, ctx: _Contexts, c: np.ndarray) -> np.ndarray:
     return mag
 
 
-def _decode_array(dec: _Decoder, ctx: _Contexts, mode: int, n: int) -> np.ndarray:
-    """One array of n values of a kind whose models are `ctx`."""
+def _decode_array(dec: _Decoder, ctx: _Contexts, mode: int, n: int, before: int | None = None) -> np.ndarray:
+    """One array of n values of a kind whose models are `ctx`; `before`: see `_block_lengths`."""
     parts = [np.zeros(0, dtype=np.int64)]
-    for b in _block_lengths([n], _GROUP if mode == _GROUPED else 1):
+    for b in _block_lengths([n], _GROUP if mode == _GROUPED else 1, None if before is None else [before]):
         if mode == _GROUPED:
             gmax = dec.decode((b + _GROUP - 1) // _GROUP, ctx.group)
             within = np.repeat(gmax, _GROUP)[:b]
@@ -493,13 +509,14 @@ class OrderedDecoder:
         data = bytes(data)
         self.data, self.max_total, self.total = data, min(int(max_total), max_values(len(data))), 0
         self.kinds: dict[int, tuple[int, _Contexts]] = {}  # kind -> (mode, models), in order of first appearance
+        self.seen: dict[tuple, int] = {}  # (kind, segment) -> values decoded so far (blocks grow with them)
         fd, self.path = tempfile.mkstemp(suffix=".rc")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         self.dec = _Decoder(self.path, 8 * len(data)) if data else None
         self.closed = False
 
-    def read(self, n: int, kind: int) -> np.ndarray:
+    def read(self, n: int, kind: int, segment=0) -> np.ndarray:
         n = int(n)
         if n < 0:
             raise ValueError("array sizes must be non-negative")
@@ -512,7 +529,9 @@ class OrderedDecoder:
         if kind not in self.kinds:
             self.kinds[kind] = (int(self.dec.decode(1, None)[0]), _Contexts())
         mode, ctx = self.kinds[kind]
-        return _decode_array(self.dec, ctx, mode, n)
+        before = self.seen.get((kind, segment), 0)
+        self.seen[kind, segment] = before + n
+        return _decode_array(self.dec, ctx, mode, n, before)
 
     def _close(self) -> None:
         if self.dec is not None and not self.closed:

@@ -304,12 +304,14 @@ def context_kinds(values: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     return CONTEXT_KIND0 + kind
 
 
-def context_stream(plan: list, latents: list) -> tuple[list, list]:
-    """(arrays, kinds) of integer latents ((channels, nodes) per level; `plan`: each level's `context_passes`) in
-    stream order: level by level, channel by channel, pass by pass, within a pass the nodes of each context in node
-    order, contexts in increasing order (only those present)."""
-    arrays, kinds = [], []
-    for passes, q in zip(plan, latents):
+def context_stream(plan: list, latents: list) -> tuple[list, list, list]:
+    """(arrays, kinds, segments) of integer latents ((channels, nodes) per level; `plan`: each level's
+    `context_passes`) in stream order: level by level, channel by channel, pass by pass, within a pass the nodes of
+    each context in node order, contexts in increasing order (only those present). A (level, channel) is a
+    segment: a context's coder blocks grow with its values over the passes of one channel of one level, and start
+    small again at the next, whose statistics differ (`entropy.encode_ints(segments=)`)."""
+    arrays, kinds, segments = [], [], []
+    for level, (passes, q) in enumerate(zip(plan, latents)):
         q = np.asarray(q, np.int64)
         for c in range(q.shape[0]):
             for sel, neighbours in passes:
@@ -317,20 +319,21 @@ def context_stream(plan: list, latents: list) -> tuple[list, list]:
                 for k in np.unique(kind).tolist():
                     arrays.append(q[c, sel[kind == k]])
                     kinds.append(k)
-    return arrays, kinds
+                    segments.append((level, c))
+    return arrays, kinds, segments
 
 
 def read_context_stream(plan: list, channels: int, counts: tuple, read) -> list:
-    """The inverse of `context_stream`: (channels, nodes) int64 latents per level from `read(n, kind)`."""
+    """The inverse of `context_stream`: (channels, nodes) int64 latents per level from `read(n, kind, segment)`."""
     out = []
-    for passes, count in zip(plan, counts):
+    for level, (passes, count) in enumerate(zip(plan, counts)):
         q = np.zeros((channels, count), np.int64)
         for c in range(channels):
             for sel, neighbours in passes:
                 kind = context_kinds(q[c], neighbours)  # from the classes before this pass only: decoded
                 for k in np.unique(kind).tolist():
                     where = sel[kind == k]
-                    q[c, where] = read(where.size, k)
+                    q[c, where] = read(where.size, k, (level, c))
         out.append(q)
     return out
 
@@ -500,21 +503,24 @@ class LatentRepresentation:
         """Per level, its `context_passes`; NicError if the geometry's octree is not the header's."""
         return [context_passes(keys) for keys in checked_octree(config, geometry).keys]
 
-    def payload_arrays(self, config: LatentConfig, symbols: list, plan: list) -> tuple[list, list]:
-        """(arrays, kinds) of the coded tensors' symbols in stream order: the latents level by level through
-        `context_stream`, then the network's tensors (kinds: their roles, 0 kernel and 1 bias)."""
+    def payload_arrays(self, config: LatentConfig, symbols: list, plan: list) -> tuple[list, list, list]:
+        """(arrays, kinds, segments) of the coded tensors' symbols in stream order: the latents level by level
+        through `context_stream`, then the network's tensors (kinds: their roles, 0 kernel and 1 bias; each its
+        own segment)."""
         levels = len(config.counts)
-        arrays, kinds = context_stream(plan, [np.asarray(q).reshape(config.channels, -1) for q in symbols[:levels]])
+        arrays, kinds, segments = context_stream(
+            plan, [np.asarray(q).reshape(config.channels, -1) for q in symbols[:levels]])
         specs = self.tensors(config)[levels:]
         return (arrays + [np.asarray(q).ravel() for q in symbols[levels:]],
-                kinds + [container.ROLES.index(sp.role) for sp in specs])
+                kinds + [container.ROLES.index(sp.role) for sp in specs],
+                segments + [sp.name for sp in specs])
 
     def read_payload(self, config: LatentConfig, read, plan: list) -> list:
         """The coded tensors' symbols (flat int64, in `tensors` order) from `read(n, kind)`: the inverse of
         `payload_arrays`."""
         latents = read_context_stream(plan, config.channels, config.counts, read)
         specs = self.tensors(config)[len(config.counts):]
-        return [q.ravel() for q in latents] + [read(sp.size, container.ROLES.index(sp.role)) for sp in specs]
+        return [q.ravel() for q in latents] + [read(sp.size, container.ROLES.index(sp.role), sp.name) for sp in specs]
 
 
 LATENT = LatentRepresentation()
