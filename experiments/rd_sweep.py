@@ -69,12 +69,15 @@ LATENT_VARIANTS = {
     # session 7's candidate rule for clouds whose levels start at 2^1 (README): 3 channels, latents at 3e-2
     "channels3_lr3e-2": lambda c: dataclasses.replace(c, model=dataclasses.replace(c.model, channels=3),
                                                       fit=dataclasses.replace(c.fit, latent_learning_rate=3e-2)),
+    "context_rate": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, rate_model="context")),
+    "factorised_rate": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, rate_model="factorised")),
 }
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
                   "point reads its own node's latent, no interpolation), 'noise' or 'mixed' (only that training, "
                   "instead of the better of both), 'noise_only' (noise training without the straight-through "
                   "rounding phase), 'channels3_lr3e-2' (3 channels per level, the latents at Adam 3e-2), "
-                  "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off).")
+                  "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off), 'context_rate' / "
+                  "'factorised_rate' (the rate training sees: FitConfig.rate_model).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

@@ -247,7 +247,10 @@ def search_path(config: CodecConfig) -> tuple:
 def train(signal: Signal, p: Plan, *, progress: bool = True, callback=None):
     """Trains from p.start; returns (params, history). Representations with latents train for D + λ·R."""
     if has_latents(p.model):
-        return fitting.fit_latents(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback)
+        rep = p.model.representation
+        neighbours = rep.rate_neighbours(p.model.config, signal.geometry) if hasattr(rep, "rate_neighbours") else None
+        return fitting.fit_latents(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback,
+                                   neighbours=neighbours)
     return fitting.fit(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback,
                        reference=p.reference if p.fit.delta_l1 else None)
 

@@ -35,6 +35,10 @@ def _definitions():
         "latent_noise": lambda: flags.DEFINE_enum("latent_noise", None, ["noise", "mixed", "best"], "Representations "
                                                   "with latents: how training relaxes the rounding (latent preset: "
                                                   "'best', both trained and the better kept; README)."),
+        "rate_model": lambda: flags.DEFINE_enum("rate_model", None, ["factorised", "context"], "Representations "
+                                                "with latents: the rate training sees, a Laplace per tensor and "
+                                                "channel ('factorised') or per coder context too ('context', the "
+                                                "default; FitConfig.rate_model)."),
         "latent_lr": lambda: flags.DEFINE_float("latent_lr", None, "Representations with latents: Adam's rate for "
                                                 "the latents (the network keeps --lr; latent preset: by rule, 0.1 on dense clouds, whose levels start at "
                                                 "2^0, else --lr)."),
@@ -115,7 +119,7 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
                                 model=representations.by_name(representation).default_config)
     if representation == "latent":
         return _latent_config(d)
-    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr"):
+    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr", "rate_model"):
         if _value(name, None) is not None:
             raise ValueError(f"--{name} is a setting of --representation latent")
     model = d.model
@@ -141,7 +145,8 @@ def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
         qat_steps=_value("qat_steps", f.qat_steps), qat_learning_rate=_value("qat_lr", f.qat_learning_rate),
         delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda),
         latent_noise=_value("latent_noise", None) or f.latent_noise,
-        latent_learning_rate=_value("latent_lr", None) or f.latent_learning_rate)
+        latent_learning_rate=_value("latent_lr", None) or f.latent_learning_rate,
+        rate_model=_value("rate_model", None) or f.rate_model)
 
 
 def _with_common(d: configs.CodecConfig, model, init) -> configs.CodecConfig:

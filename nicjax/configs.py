@@ -38,7 +38,7 @@ class FitConfig:
     # "Point clouds: measured"). 0: off.
     delta_l1: float = 0.0
     # Rate-distortion training (representations with latents): loss = D + rate_lambda · R, R the latents' bits per
-    # point (or pixel) under a learned factorised Laplace; D the weighted MSE above (colours in [0, 1]). One λ
+    # point (or pixel) under a learned Laplace (rate_model, below); D the weighted MSE above (colours in [0, 1]). One λ
     # gives one file: larger λ, fewer bits.
     rate_lambda: float = 0.0
     # The last fraction of the steps rounds the latents (straight-through) instead of adding uniform noise.
@@ -50,6 +50,12 @@ class FitConfig:
     # Adam's rate for the latents (the network keeps learning_rate; the same schedule scales both); 0: by rule,
     # DENSE_LATENT_LR where the latent levels start at 2^0 (dense clouds: latent.is_dense), else learning_rate.
     latent_learning_rate: float = 0.0
+    # The rate R that training sees: "context" (a zero-mean Laplace per latent tensor, channel and coder context,
+    # the context from each node's decoded same-level neighbours as the context-coded file codes it:
+    # fit.context_rate_bits) or "factorised" (a Laplace per tensor and channel; files without context coding train
+    # with it). One training each, same λ (README, session 11): as good on longdress l1, better on MVUB phil l2,
+    # ricardo9 depth 9 and a dense sarah9 crop (+0.3 to +1 dB at equal rate).
+    rate_model: str = "context"
 
 
 # On dense clouds the latents need a larger Adam rate to move far enough in the preset's 1000 steps (λ 3e-4, levels

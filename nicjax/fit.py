@@ -218,18 +218,45 @@ def latent_rate_bits(latents: dict, log_scales: dict):
     return sum(jnp.sum(laplace_bits(y, log_scales[name][:, None])) for name, y in latents.items())
 
 
+def context_kinds_of(latents: dict, neighbours: dict) -> dict:
+    """Per latent tensor, (C, count) int32: each node's coder context (`latent.context_kinds` − CONTEXT_KIND0,
+    0..CONTEXTS−1) from its decoded same-level neighbours (`neighbours`: the representation's causal ones) in the
+    rounded latents, the integers the file will hold."""
+    from nicjax.representations import latent as lat
+
+    out = {}
+    for name, y in latents.items():
+        q = jnp.round(jax.lax.stop_gradient(y)).astype(jnp.int32)
+        out[name] = jax.vmap(lambda v: lat.context_kinds(v, neighbours[name], xp=jnp))(q) - lat.CONTEXT_KIND0
+    return out
+
+
+def context_rate_bits(coded: dict, kinds: dict, rate: dict):
+    """Σ over latent tensors of their bits under the coder's contexts (`context_kinds_of`: a discrete index, not
+    differentiated), each context of each tensor and channel with its own zero-mean Laplace of learned scale:
+    approximately what the context-coded file pays (its coder's models adapt; these are their training stand-in).
+    A learned mean per context (the sign of the neighbours' sum predicts the value's) made worse files: on a
+    dense crop the latents settled on non-integer means and cost 7x the bits after rounding."""
+    return sum(jnp.sum(laplace_bits(y, jnp.take_along_axis(rate["log_scales"][name], kinds[name], axis=1)))
+               for name, y in coded.items())
+
+
 def _rounded(latents: dict) -> dict:
     """Straight-through rounding: the decoder's integers forward, identity backward."""
     return {k: v + jax.lax.stop_gradient(jnp.round(v) - v) for k, v in latents.items()}
 
 
 @functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
-def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *, model, tx, weights, latent_names,
-              batch_size, phase):
+def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, neighbours, *, model, tx, weights,
+              latent_names, batch_size, phase):
     n = inputs.shape[0]
+    # the contexts once per chunk, from the latents at its start: the gathers over every node's 26 neighbours in
+    # every step made a dense crop's training 51 s instead of 41 (37 s factorised), for no better file (README)
+    kinds = None if neighbours is None else context_kinds_of({k: state["params"][k] for k in latent_names},
+                                                             neighbours)
 
     def loss_fn(s, key, x, y):
-        params, log_scales = s["params"], s["log_scales"]
+        params = s["params"]
         noise_key, _ = jax.random.split(key)
         latents = {k: params[k] for k in latent_names}
         if phase == "round":
@@ -238,7 +265,10 @@ def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *,
             ks = jax.random.split(noise_key, len(latent_names))
             coded = {k: v + jax.random.uniform(kk, v.shape, v.dtype, -0.5, 0.5)
                      for kk, (k, v) in zip(ks, latents.items())}
-        bits = latent_rate_bits(coded, log_scales)
+        if neighbours is None:
+            bits = latent_rate_bits(coded, s["log_scales"])
+        else:
+            bits = context_rate_bits(coded, kinds, s["rate"])
         # "mixed": the rate sees the noise, the synthesis the rounded latents it will decode from
         read = _rounded(latents) if phase == "mixed" else coded
         distortion, per_channel = weighted_mse(model.apply({**params, **read}, x), y, weights)
@@ -263,6 +293,7 @@ def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, *,
 
 
 LATENT_NOISES = ("noise", "mixed", "best")
+RATE_MODELS = ("factorised", "context")
 
 
 def rd_cost(model: Model, params, inputs, targets, loss_weights, lam: float) -> float:
@@ -276,19 +307,22 @@ def rd_cost(model: Model, params, inputs, targets, loss_weights, lam: float) -> 
     return weighted_mse64(out, targets, loss_weights) + lam * bits / len(out)
 
 
-def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, progress: bool = True, callback=None):
+def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, progress: bool = True, callback=None,
+                neighbours=None):
     """fit_rate_distortion at config.rate_lambda with config.latent_noise; "best" trains with "noise" and with
     "mixed" and returns the one of lower rd_cost (the callback then sees only that one, once, at the end)."""
     if config.latent_noise not in LATENT_NOISES:
         raise ValueError(f"unknown latent_noise {config.latent_noise!r}: use one of {', '.join(LATENT_NOISES)}")
     if config.latent_noise != "best":
         return fit_rate_distortion(model, params, inputs, targets, config, config.rate_lambda,
-                                   hard_fraction=config.hard_fraction, progress=progress, callback=callback)
+                                   hard_fraction=config.hard_fraction, progress=progress, callback=callback,
+                                   neighbours=neighbours)
     best, costs = None, {}
     for mode in ("noise", "mixed"):
         trained, history = fit_rate_distortion(model, params, inputs, targets,
                                                dataclasses.replace(config, latent_noise=mode), config.rate_lambda,
-                                               hard_fraction=config.hard_fraction, progress=progress)
+                                               hard_fraction=config.hard_fraction, progress=progress,
+                                               neighbours=neighbours)
         costs[mode] = rd_cost(model, trained, inputs, targets, config.loss_weights, config.rate_lambda)
         if best is None or costs[mode] < costs[best[1]["latent_noise"]]:
             best = (trained, dict(history, latent_noise=mode))
@@ -298,17 +332,28 @@ def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, pro
 
 
 def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig, lam: float, *,
-                        hard_fraction: float = 0.2, progress: bool = True, callback=None):
+                        hard_fraction: float = 0.2, progress: bool = True, callback=None, neighbours=None):
     """Trains a representation with latents (tensors of role "latent", coded as integers) for D + λ·R: D the
-    weighted MSE, R the latents' bits per point under a learned factorised Laplace (one scale per tensor and
-    channel). The first (1 − hard_fraction) of the steps add uniform noise to the latents, the rest round them
+    weighted MSE, R the latents' bits per point under a learned Laplace, one scale per tensor and channel
+    (config.rate_model "factorised", or no `neighbours`) or per tensor, channel and coder context ("context":
+    `neighbours`, per latent tensor its nodes' causal neighbours, `latent.causal_neighbours`). The first (1 − hard_fraction) of the steps add uniform noise to the latents, the rest round them
     (straight-through); Adam with config's schedule over all steps, on minibatches of config.batch_size points
     (all points when it is 0 or ≥ N). Returns (params, history): the latents rounded, as the coder takes them."""
     inputs = jnp.asarray(inputs, jnp.float32)
     targets = jnp.asarray(targets, jnp.float32)
     latent_names = tuple(t.name for t in model.tensors() if t.role == "latent")
-    state = {"params": params,
-             "log_scales": {k: jnp.zeros((params[k].shape[0],), jnp.float32) for k in latent_names}}
+    if config.rate_model not in RATE_MODELS:
+        raise ValueError(f"unknown rate_model {config.rate_model!r}: use one of {', '.join(RATE_MODELS)}")
+    if config.rate_model == "context" and neighbours is not None:
+        from nicjax.representations import latent as lat
+
+        neighbours = {k: jnp.asarray(neighbours[k], jnp.int32) for k in latent_names}
+        shape = lambda k: (params[k].shape[0], lat.CONTEXTS)  # noqa: E731
+        state = {"params": params, "rate": {"log_scales": {k: jnp.zeros(shape(k), jnp.float32) for k in latent_names}}}
+    else:
+        neighbours = None
+        state = {"params": params,
+                 "log_scales": {k: jnp.zeros((params[k].shape[0],), jnp.float32) for k in latent_names}}
     tx = make_optimizer(config)
     opt_state = tx.init(state)
     weights = tuple(float(w) for w in config.loss_weights)
@@ -326,7 +371,7 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
             k = min(config.steps_per_call, config.steps - done, (switch - done) if not hard else config.steps)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
             state, opt_state, per_channel, bits = _rd_chunk(
-                state, opt_state, keys, inputs, targets, jnp.float32(lam), jnp.float32(gain), model=model, tx=tx,
+                state, opt_state, keys, inputs, targets, jnp.float32(lam), jnp.float32(gain), neighbours, model=model, tx=tx,
                 weights=weights, latent_names=latent_names, batch_size=batch, phase=phase)
             per_channel, bits = np.asarray(per_channel), np.asarray(bits)
             history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))
@@ -345,4 +390,4 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
         params[name] = jnp.round(params[name])
     history = np.concatenate(history) if history else np.zeros((0, model.out_dim + 1))
     return params, {"per_channel_mse_and_bpp": history, "seconds": time.perf_counter() - t0,
-                    "log_scales": state["log_scales"]}
+                    "rate_model": state.get("rate", state.get("log_scales"))}

@@ -340,3 +340,41 @@ def test_the_latents_own_learning_rate(cloud):
     np.testing.assert_array_equal(np.asarray(runs[0.0][first]["kernel"]), np.asarray(runs[1.0][first]["kernel"]))
     assert not np.asarray(runs[0.0][latent.latent_name(0)]).any()
     assert np.abs(np.asarray(runs[1.0][latent.latent_name(0)])).max() == 1
+
+
+def test_the_context_rate_model_sees_the_coders_contexts(cloud):
+    """Training's context rate model (fit.context_rate_bits) reads each node's context from the same neighbours
+    and with the same integer arithmetic as the coder (latent.context_kinds on the decoded classes before the
+    node's pass), and prices each value under its context's Laplace; a training with it writes a file that
+    decodes."""
+    import jax.numpy as jnp
+
+    from nicjax import fit
+
+    signal = codec.cloud_signal(cloud)
+    p = codec.plan(signal, quick(steps=60))
+    config = p.model.config
+    neighbours = latent.LATENT.rate_neighbours(config, cloud.xyz)
+    plan = latent.LATENT.payload_plan(config, cloud.xyz)
+    rng = np.random.default_rng(4)
+    latents, log_scales, expected = {}, {}, 0.0
+    for level, (passes, count) in enumerate(zip(plan, config.counts)):
+        name = latent.latent_name(level)
+        q = np.round(rng.laplace(0, 1.5, (config.channels, count)))
+        scales = rng.uniform(-2, 1, (config.channels, latent.CONTEXTS))
+        latents[name], log_scales[name] = jnp.asarray(q, jnp.float32), jnp.asarray(scales, jnp.float32)
+        for c in range(config.channels):
+            kinds = np.empty(count, np.int64)
+            for sel, nb in passes:
+                kinds[sel] = latent.context_kinds(q[c].astype(np.int64), nb) - latent.CONTEXT_KIND0
+            assert kinds.min() >= 0 and kinds.max() < latent.CONTEXTS and len(np.unique(kinds)) > 3
+            expected += float(np.sum(fit.laplace_bits(jnp.asarray(q[c], jnp.float32),
+                                                      jnp.asarray(scales[c][kinds], jnp.float32))))
+    kinds = fit.context_kinds_of(latents, {k: jnp.asarray(v) for k, v in neighbours.items()})
+    got = fit.context_rate_bits(latents, kinds, {"log_scales": log_scales})
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    contextual = dataclasses.replace(quick(), fit=dataclasses.replace(quick().fit, rate_model="context"))
+    r = codec.compress_cloud(cloud, contextual, progress=False)
+    mean = np.repeat(np.round(cloud.rgb.mean(0, keepdims=True)).astype(np.uint8), len(cloud.rgb), 0)
+    assert r.psnr["y"] > colour_psnr(cloud.rgb, mean)["y"] + 4
+    assert codec.compress_cloud(cloud, contextual, progress=False).data == r.data

@@ -273,6 +273,7 @@ _OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for 
                      if (dx, dy, dz) != (0, 0, 0)], np.int64)
 _OFFSET_CLASSES = (_OFFSETS[:, 0] & 1) | (_OFFSETS[:, 1] & 1) << 1 | (_OFFSETS[:, 2] & 1) << 2
 CONTEXT_KIND0 = 3  # the coder kinds of the contexts start after the roles' (0 kernel, 1 bias, 2 latent)
+CONTEXTS = 20  # context_kinds: none decoded, all zero, 6 bands x 3 signs
 
 
 def context_passes(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -292,16 +293,26 @@ def context_passes(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def context_kinds(values: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+def context_kinds(values, neighbours, xp=np):
     """The coder kind of each node of a pass from its decoded neighbours' values (`values`: the channel's values
     so far; `neighbours`: (n, m) indices, −1 for none): 0 no neighbour decoded, 1 all of them zero, then the bands
-    of A/N (< 1/4, < 1/2, < 1, < 2, < 4, more) by the sign of S, offset by CONTEXT_KIND0."""
+    of A/N (< 1/4, < 1/2, < 1, < 2, < 4, more) by the sign of S, offset by CONTEXT_KIND0. `xp`: numpy (the coder)
+    or jax.numpy (training's rate model, `fit.context_rate_bits`), the same integer arithmetic."""
     valid = neighbours >= 0
-    v = np.where(valid, values[np.maximum(neighbours, 0)], 0)
-    a, n, s = np.abs(v).sum(axis=1), valid.sum(axis=1), v.sum(axis=1)
-    band = 2 + (4 * a >= n).astype(np.int64) + (2 * a >= n) + (a >= n) + (a >= 2 * n) + (a >= 4 * n)
-    kind = np.where(n == 0, 0, np.where(a == 0, 1, 2 + (band - 2) * 3 + np.sign(s) + 1))
+    v = xp.where(valid, values[xp.maximum(neighbours, 0)], 0)
+    a, n, s = xp.abs(v).sum(axis=1), valid.sum(axis=1), v.sum(axis=1)
+    band = 2 + (4 * a >= n).astype(a.dtype) + (2 * a >= n) + (a >= n) + (a >= 2 * n) + (a >= 4 * n)
+    kind = xp.where(n == 0, 0, xp.where(a == 0, 1, 2 + (band - 2) * 3 + xp.sign(s) + 1))
     return CONTEXT_KIND0 + kind
+
+
+def causal_neighbours(passes: list, count: int) -> np.ndarray:
+    """(count, 26) int32: per node of a level (node order), the neighbours its context is computed from
+    (`context_passes`), −1 padded: what training's rate model reads (`fit.context_rate_bits`)."""
+    out = np.full((count, len(_OFFSETS)), -1, np.int32)
+    for sel, neighbours in passes:
+        out[sel, :neighbours.shape[1]] = neighbours
+    return out
 
 
 def context_stream(plan: list, latents: list) -> tuple[list, list, list]:
@@ -498,6 +509,14 @@ class LatentRepresentation:
     # `payload_arrays` in their order (entropy.encode_ints(..., ordered=True)); `read_payload` rebuilds the tensors.
     def ordered_payload(self, config: LatentConfig) -> bool:
         return config.contexts
+
+    def rate_neighbours(self, config: LatentConfig, geometry) -> dict | None:
+        """Per latent tensor, its nodes' `causal_neighbours` (what training's context rate model reads), or None
+        for files coded without contexts."""
+        if not config.contexts:
+            return None
+        plan = self.payload_plan(config, geometry)
+        return {latent_name(i): causal_neighbours(p, c) for i, (p, c) in enumerate(zip(plan, config.counts))}
 
     def payload_plan(self, config: LatentConfig, geometry) -> list:
         """Per level, its `context_passes`; NicError if the geometry's octree is not the header's."""
