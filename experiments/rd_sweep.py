@@ -394,14 +394,17 @@ def summarize(csv_path: str, out_dir: str, reference_dir: str) -> str:
                       f"{common.fmt(common.mean(averages['y']), '+.1f', '%')} | |")
     gpcc_table += [f"| **average** ({len(bds)} clouds) | {label} | {common.fmt(common.mean(bds), '+.1f', '%')} | |"
                    for label, bds in gpcc_bds.items()]
-    lines += ["## NIC envelope vs RAHT (Table 1)", ""] + table1 + ["", "## NIC envelope vs G-PCC", ""] + gpcc_table
-    lines += ["", "## What each part of the grid adds (BD-rate Y vs RAHT (ours), cumulative)", ""]
-    lines += ablation(rows, clouds)
-    lines += ["", "## The NIC envelope's points (Y-PSNR)", ""] + envelope_lines
+    if any(r["codec"] == "nic" for r in rows):  # the SIREN's tables (a latent-only sweep has none)
+        lines += ["## NIC envelope vs RAHT (Table 1)", ""] + table1 + ["", "## NIC envelope vs G-PCC", ""] + gpcc_table
+        lines += ["", "## What each part of the grid adds (BD-rate Y vs RAHT (ours), cumulative)", ""]
+        lines += ablation(rows, clouds)
+        lines += ["", "## The NIC envelope's points (Y-PSNR)", ""] + envelope_lines
     lines += latent_summary(rows, clouds, out_dir, reference_dir)
-    lines += ["", "Figures: " + ", ".join(f"`rd_{c}.png`" for c in clouds)]
+    figures = [f for c in clouds for f in (f"rd_{c}.png", f"rd_latent_{c}.png")
+               if os.path.exists(os.path.join(out_dir, f))]
+    lines += ["", "Figures: " + ", ".join(f"`{f}`" for f in figures)]
     lines += ["", "R-D curves in CompressAI's JSON format (envelope points; Y-PSNR): "
-              + ", ".join(f"`{common.safe_name(c)}_{k}.json`" for c in clouds for k in ("nic", "raht")
+              + ", ".join(f"`{common.safe_name(c)}_{k}.json`" for c in clouds for k in ("nic", "raht", "latent")
                           if os.path.exists(os.path.join(out_dir, f"{common.safe_name(c)}_{k}.json")))]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
