@@ -61,6 +61,7 @@ LATENT_VARIANTS = {
     "nearest": lambda c: dataclasses.replace(c, model=dataclasses.replace(c.model, interpolation="nearest")),
     "noise": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="noise")),
     "mixed": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="mixed")),
+    "best": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="best")),
     "noise_only": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_noise="noise",
                                                                            hard_fraction=0.0)),
     # the dense-cloud rule switched off: 1 channel, the latents at the network's rate (session 7's preset)
@@ -73,9 +74,10 @@ LATENT_VARIANTS = {
     "factorised_rate": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, rate_model="factorised")),
 }
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
-                  "point reads its own node's latent, no interpolation), 'noise' or 'mixed' (only that training, "
-                  "instead of the better of both), 'noise_only' (noise training without the straight-through "
-                  "rounding phase), 'channels3_lr3e-2' (3 channels per level, the latents at Adam 3e-2), "
+                  "point reads its own node's latent, no interpolation), 'noise' (the preset since session 11) "
+                  "or 'mixed' (only that training), 'best' (both, the better kept), 'noise_only' (noise training "
+                  "without the straight-through rounding phase), 'channels3_lr3e-2' (3 channels per level, the "
+                  "latents at Adam 3e-2), "
                   "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off), 'context_rate' / "
                   "'factorised_rate' (the rate training sees: FitConfig.rate_model).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept

@@ -204,15 +204,13 @@ def training_targets(signal: Signal) -> np.ndarray:
 
 
 def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = None) -> FitConfig:
-    """config.fit with the signal's loss weights and (latents, dense clouds) by rule the latents' learning rate and
-    one training: "best" trains "noise" only, as "mixed" gave 1.5-3.4 dB less at a higher rate wherever it was tried
-    on a dense cloud (README, session 11)."""
+    """config.fit with the signal's loss weights and (latents) the latents' learning rate by rule."""
     fit = config.fit
     if signal.loss_weights is not None:
         fit = dataclasses.replace(fit, loss_weights=tuple(signal.loss_weights))
-    if model is not None and has_latents(model) and latent.is_dense(model.config):
-        fit = dataclasses.replace(fit, latent_learning_rate=fit.latent_learning_rate or configs.DENSE_LATENT_LR,
-                                  latent_noise="noise" if fit.latent_noise == "best" else fit.latent_noise)
+    if (model is not None and has_latents(model) and not fit.latent_learning_rate
+            and latent.is_dense(model.config)):
+        fit = dataclasses.replace(fit, latent_learning_rate=configs.DENSE_LATENT_LR)
     return fit
 
 

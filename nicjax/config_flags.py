@@ -34,7 +34,7 @@ def _definitions():
                                              "[0, 1]): larger, fewer bits. One λ, one file."),
         "latent_noise": lambda: flags.DEFINE_enum("latent_noise", None, ["noise", "mixed", "best"], "Representations "
                                                   "with latents: how training relaxes the rounding (latent preset: "
-                                                  "'best', both trained and the better kept; README)."),
+                                                  "'noise'; 'best': both trained and the better kept; README)."),
         "rate_model": lambda: flags.DEFINE_enum("rate_model", None, ["factorised", "context"], "Representations "
                                                 "with latents: the rate training sees, a Laplace per tensor and "
                                                 "channel ('factorised') or per coder context too ('context', the "

@@ -23,7 +23,7 @@ def cube(side: int, spacing: int = 1) -> np.ndarray:
 
 
 def quick(steps: int = 300, lam: float = 2e-3, latent_noise: str = "noise", **model) -> configs.CodecConfig:
-    """The latent preset, shorter (and one training, not the preset's two, unless latent_noise="best")."""
+    """The latent preset, shorter (one training, as the preset; both with latent_noise="best")."""
     return dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, **model),
                                fit=dataclasses.replace(configs.LATENT.fit, steps=steps, rate_lambda=lam,
                                                        steps_per_call=30, latent_noise=latent_noise))
@@ -41,9 +41,9 @@ def test_levels_by_rule_from_density():
     assert latent.default_scales(cube(64, spacing=4)) == (2, 3, 4, 5)
 
 
-def test_dense_clouds_get_three_channels_faster_latents_and_one_training_by_rule():
-    """Levels from 2^0 (dense) → DENSE_CHANNELS channels, the latents at DENSE_LATENT_LR and the preset's "best"
-    trained as "noise" only; else 1 channel at the network's rate and both trainings. Set values are kept."""
+def test_dense_clouds_get_three_channels_and_faster_latents_by_rule():
+    """Levels from 2^0 (dense) → DENSE_CHANNELS channels and the latents at DENSE_LATENT_LR; else 1 channel at the
+    network's rate. Set values are kept."""
     def signal_of(xyz):
         return codec.cloud_signal(pointcloud.PointCloud(xyz, np.full((len(xyz), 3), 128, np.uint8)))
 
@@ -53,7 +53,7 @@ def test_dense_clouds_get_three_channels_faster_latents_and_one_training_by_rule
         model, _ = codec.architecture(configs.LATENT, signal)
         assert model.config.channels == channels and latent.is_dense(model.config) == (xyz is dense)
         fit = codec.fit_config_for(signal, configs.LATENT, model)
-        assert fit.latent_learning_rate == lr and fit.latent_noise == ("noise" if xyz is dense else "best")
+        assert fit.latent_learning_rate == lr and fit.latent_noise == "noise"
     set_by_hand = dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, channels=2),
                                       fit=dataclasses.replace(configs.LATENT.fit, latent_learning_rate=5e-2,
                                                               latent_noise="mixed"))
