@@ -246,16 +246,18 @@ def _rounded(latents: dict) -> dict:
     return {k: v + jax.lax.stop_gradient(jnp.round(v) - v) for k, v in latents.items()}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
-def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, neighbours, *, model, tx, weights,
-              latent_names, batch_size, phase):
-    n = inputs.shape[0]
-    # the contexts once per chunk, from the latents at its start: the gathers over every node's 26 neighbours in
-    # every step made a dense crop's training 51 s instead of 41 (37 s factorised), for no better file (README)
-    kinds = None if neighbours is None else context_kinds_of({k: state["params"][k] for k in latent_names},
-                                                             neighbours)
+# Training's contexts are recomputed every this many steps (at step indices that are multiples of it, whatever the
+# chunking), from the latents then: every step made a dense crop's training 51 s instead of 41 (37 s factorised),
+# for no better file (README, session 11)
+CONTEXT_REFRESH = 50
 
-    def loss_fn(s, key, x, y):
+
+@functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
+def _rd_chunk(state, opt_state, kinds, step_keys, step_ids, inputs, targets, lam, latent_gain, neighbours, *, model,
+              tx, weights, latent_names, batch_size, phase):
+    n = inputs.shape[0]
+
+    def loss_fn(s, kinds, key, x, y):
         params = s["params"]
         noise_key, _ = jax.random.split(key)
         latents = {k: params[k] for k in latent_names}
@@ -274,22 +276,28 @@ def _rd_chunk(state, opt_state, step_keys, inputs, targets, lam, latent_gain, ne
         distortion, per_channel = weighted_mse(model.apply({**params, **read}, x), y, weights)
         return distortion + lam * bits / n, (per_channel, bits)
 
-    def step(carry, key):
-        s, o = carry
+    def step(carry, xs):
+        s, o, kinds = carry
+        key, i = xs
+        if neighbours is not None:
+            kinds = jax.lax.cond(i % CONTEXT_REFRESH == 0,
+                                 lambda: context_kinds_of({k: s["params"][k] for k in latent_names}, neighbours),
+                                 lambda: kinds)
         if batch_size < n:
             idx = jax.random.randint(jax.random.fold_in(key, 1), (batch_size,), 0, n)
             x, y = inputs[idx], targets[idx]
         else:
             x, y = inputs, targets
-        (_, (per_channel, bits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(s, key, x, y)
+        (_, (per_channel, bits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(s, kinds, key, x, y)
         updates, o = tx.update(grads, o, s)
         # the latents' learning rate is latent_gain times the network's (Adam's step is the rate, whatever the
         # gradient's scale: scaling the update is scaling the rate)
         updates["params"] = {k: v * latent_gain if k in latent_names else v for k, v in updates["params"].items()}
-        return (optax.apply_updates(s, updates), o), (per_channel, bits)
+        return (optax.apply_updates(s, updates), o, kinds), (per_channel, bits)
 
-    (state, opt_state), (per_channel, bits) = jax.lax.scan(step, (state, opt_state), step_keys)
-    return state, opt_state, per_channel, bits
+    (state, opt_state, kinds), (per_channel, bits) = jax.lax.scan(step, (state, opt_state, kinds),
+                                                                  (step_keys, step_ids))
+    return state, opt_state, kinds, per_channel, bits
 
 
 LATENT_NOISES = ("noise", "mixed", "best")
@@ -348,10 +356,11 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
         from nicjax.representations import latent as lat
 
         neighbours = {k: jnp.asarray(neighbours[k], jnp.int32) for k in latent_names}
+        kinds = {k: jnp.zeros(params[k].shape, jnp.int32) for k in latent_names}  # set at step 0
         shape = lambda k: (params[k].shape[0], lat.CONTEXTS)  # noqa: E731
         state = {"params": params, "rate": {"log_scales": {k: jnp.zeros(shape(k), jnp.float32) for k in latent_names}}}
     else:
-        neighbours = None
+        neighbours, kinds = None, None
         state = {"params": params,
                  "log_scales": {k: jnp.zeros((params[k].shape[0],), jnp.float32) for k in latent_names}}
     tx = make_optimizer(config)
@@ -370,8 +379,9 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
             phase = "round" if hard else config.latent_noise
             k = min(config.steps_per_call, config.steps - done, (switch - done) if not hard else config.steps)
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
-            state, opt_state, per_channel, bits = _rd_chunk(
-                state, opt_state, keys, inputs, targets, jnp.float32(lam), jnp.float32(gain), neighbours, model=model, tx=tx,
+            state, opt_state, kinds, per_channel, bits = _rd_chunk(
+                state, opt_state, kinds, keys, jnp.arange(done, done + k, dtype=jnp.int32), inputs, targets,
+                jnp.float32(lam), jnp.float32(gain), neighbours, model=model, tx=tx,
                 weights=weights, latent_names=latent_names, batch_size=batch, phase=phase)
             per_channel, bits = np.asarray(per_channel), np.asarray(bits)
             history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))

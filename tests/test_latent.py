@@ -381,3 +381,21 @@ def test_the_context_rate_model_sees_the_coders_contexts(cloud):
     mean = np.repeat(np.round(cloud.rgb.mean(0, keepdims=True)).astype(np.uint8), len(cloud.rgb), 0)
     assert r.psnr["y"] > colour_psnr(cloud.rgb, mean)["y"] + 4
     assert codec.compress_cloud(cloud, contextual, progress=False).data == r.data
+
+
+def test_training_contexts_do_not_depend_on_the_chunking(cloud):
+    """The context rate model's contexts are refreshed at fixed step indices (fit.CONTEXT_REFRESH), so a training cut
+    into other jit chunks (rd_sweep's snapshots change them) ends with the same latents."""
+    from nicjax import fit
+
+    signal = codec.cloud_signal(cloud)
+    p = codec.plan(signal, quick(steps=120))
+    out = []
+    for per_call in (30, 50):
+        fc = dataclasses.replace(p.fit, steps=120, steps_per_call=per_call)
+        params, _ = fit.fit_rate_distortion(p.model, p.start, p.inputs, p.targets, fc, 2e-3, progress=False,
+                                            neighbours=latent.LATENT.rate_neighbours(p.model.config, cloud.xyz))
+        out.append(params)
+    for name in out[0]:
+        if name.startswith("latent_"):
+            np.testing.assert_array_equal(np.asarray(out[0][name]), np.asarray(out[1][name]))
