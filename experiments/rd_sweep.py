@@ -52,7 +52,8 @@ flags.DEFINE_list("qat_steps", ["0", "300"], "Quantization-aware fine-tuning ste
                   "quantization).")
 flags.DEFINE_list("lambdas", [], "The latent representation (--representation latent's codec): one file per λ "
                   "(FitConfig.rate_lambda), rows with codec 'latent'; empty: none.")
-flags.DEFINE_integer("latent_steps", configs.LATENT.fit.steps, "Training steps of each latent file.")
+flags.DEFINE_integer("latent_steps", 0, "Training steps of each latent file (0: by rule, the preset's: "
+                     "configs.LATENT_STEPS, DENSE_STEPS on dense clouds).")
 flags.DEFINE_list("latent_levels", ["32", "64"], "Quantization levels of the latent files' synthesis network (the "
                   "latents are integers).")
 # Ablations of the latent codec (the 'variant' column; "" is the codec as shipped).
@@ -164,8 +165,10 @@ def sweep_latent(name, signal, writer: common.RowWriter):
 
         config = LATENT_VARIANTS[FLAGS.latent_variant](
             dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam)))
-        common.sweep(signal, config, writer, key, fields, iterations=[FLAGS.latent_steps], levels=levels,
-                     progress=FLAGS.progress, label=f"{name}: latent λ={lam:g}, {FLAGS.latent_steps} steps"
+        steps = FLAGS.latent_steps or codec.fit_config_for(signal, config,
+                                                           codec.architecture(config, signal)[0]).steps
+        common.sweep(signal, config, writer, key, fields, iterations=[steps], levels=levels,
+                     progress=FLAGS.progress, label=f"{name}: latent λ={lam:g}, {steps} steps"
                      + (f", variant {FLAGS.latent_variant}" if FLAGS.latent_variant else ""))
 
 

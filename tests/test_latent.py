@@ -41,26 +41,27 @@ def test_levels_by_rule_from_density():
     assert latent.default_scales(cube(64, spacing=4)) == (2, 3, 4, 5)
 
 
-def test_dense_clouds_get_three_channels_and_faster_latents_by_rule():
-    """Levels from 2^0 (dense) → DENSE_CHANNELS channels and the latents at DENSE_LATENT_LR; else 1 channel at the
-    network's rate. Set values are kept."""
+def test_dense_clouds_get_three_channels_faster_latents_and_more_steps_by_rule():
+    """Levels from 2^0 (dense) → DENSE_CHANNELS channels, the latents at DENSE_LATENT_LR, DENSE_STEPS steps; else 1
+    channel at the network's rate, LATENT_STEPS steps. Set values are kept."""
     def signal_of(xyz):
         return codec.cloud_signal(pointcloud.PointCloud(xyz, np.full((len(xyz), 3), 128, np.uint8)))
 
     dense, sparse = cube(16), cube(32, spacing=4)
-    for xyz, channels, lr in ((dense, latent.DENSE_CHANNELS, configs.DENSE_LATENT_LR), (sparse, 1, 0.0)):
+    for xyz, channels, lr, steps in ((dense, latent.DENSE_CHANNELS, configs.DENSE_LATENT_LR, configs.DENSE_STEPS),
+                                     (sparse, 1, 0.0, configs.LATENT_STEPS)):
         signal = signal_of(xyz)
         model, _ = codec.architecture(configs.LATENT, signal)
         assert model.config.channels == channels and latent.is_dense(model.config) == (xyz is dense)
         fit = codec.fit_config_for(signal, configs.LATENT, model)
-        assert fit.latent_learning_rate == lr and fit.latent_noise == "noise"
+        assert fit.latent_learning_rate == lr and fit.latent_noise == "noise" and fit.steps == steps
     set_by_hand = dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, channels=2),
                                       fit=dataclasses.replace(configs.LATENT.fit, latent_learning_rate=5e-2,
-                                                              latent_noise="mixed"))
+                                                              latent_noise="mixed", steps=700))
     model, _ = codec.architecture(set_by_hand, signal_of(dense))
     assert model.config.channels == 2
     fit = codec.fit_config_for(signal_of(dense), set_by_hand, model)
-    assert fit.latent_learning_rate == 5e-2 and fit.latent_noise == "mixed"
+    assert fit.latent_learning_rate == 5e-2 and fit.latent_noise == "mixed" and fit.steps == 700
 
 
 def test_features_are_trilinear_over_occupied_nodes():
