@@ -73,6 +73,8 @@ LATENT_VARIANTS = {
                                                       fit=dataclasses.replace(c.fit, latent_learning_rate=3e-2)),
     "context_rate": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, rate_model="context")),
     "factorised_rate": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, rate_model="factorised")),
+    # the training length before the dense-cloud steps rule (session 11): 1000 steps on every cloud
+    "steps1000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=1000)),
 }
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
                   "point reads its own node's latent, no interpolation), 'noise' (the preset since session 11) "
@@ -80,7 +82,8 @@ flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of t
                   "without the straight-through rounding phase), 'channels3_lr3e-2' (3 channels per level, the "
                   "latents at Adam 3e-2), "
                   "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off), 'context_rate' / "
-                  "'factorised_rate' (the rate training sees: FitConfig.rate_model).")
+                  "'factorised_rate' (the rate training sees: FitConfig.rate_model), 'steps1000' (1000 steps on dense "
+                  "clouds too).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

@@ -68,9 +68,8 @@ DENSE_LATENT_LR = 1e-1
 # small λ that the top of their curve needs, 1000 steps left them far from converged (one training each, λ = 1e-4:
 # ricardo9 depth 9 41.37 dB at 0.501 bpp against 39.99 at 0.546; sarah9's top quarter at 3e-5, 46.57 dB at 0.677
 # against 45.01 at 1.179; sarah9 at 1e-4, 41.03 dB at 0.583 against 40.79 at 0.713, and at 3e-5 the same 41.9 dB
-# at 1.068 against 1.402), while at λ = 1e-3 they did not
-# gain (the top quarter: 39.41 dB at 0.167 against 39.73 at 0.171). Longdress l1 (not dense) gained ~0.3 dB at 1e-4
-# for 3x the time, so it keeps 1000 (README, session 11).
+# at 1.068 against 1.402), while at λ = 1e-3 they did not gain (the top quarter: 39.41 dB at 0.167 against 39.73 at
+# 0.171). Longdress l1 (not dense) gained ~0.3 dB at 1e-4 for 3x the time, so it keeps 1000 (README, session 11).
 LATENT_STEPS = 1000
 DENSE_STEPS = 3000
 
