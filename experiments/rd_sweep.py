@@ -53,7 +53,7 @@ flags.DEFINE_list("qat_steps", ["0", "300"], "Quantization-aware fine-tuning ste
 flags.DEFINE_list("lambdas", [], "The latent representation (--representation latent's codec): one file per λ "
                   "(FitConfig.rate_lambda), rows with codec 'latent'; empty: none.")
 flags.DEFINE_integer("latent_steps", 0, "Training steps of each latent file (0: by rule, the preset's: "
-                     "configs.LATENT_STEPS, DENSE_STEPS on dense clouds).")
+                     "configs.LATENT_STEPS, DENSE_STEPS on dense clouds at small λ).")
 flags.DEFINE_list("latent_levels", ["32", "64"], "Quantization levels of the latent files' synthesis network (the "
                   "latents are integers).")
 # Ablations of the latent codec (the 'variant' column; "" is the codec as shipped).
@@ -75,6 +75,7 @@ LATENT_VARIANTS = {
     "factorised_rate": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, rate_model="factorised")),
     # the training length before the dense-cloud steps rule (session 11): 1000 steps on every cloud
     "steps1000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=1000)),
+    "steps3000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=3000)),
 }
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
                   "point reads its own node's latent, no interpolation), 'noise' (the preset since session 11) "
@@ -82,8 +83,8 @@ flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of t
                   "without the straight-through rounding phase), 'channels3_lr3e-2' (3 channels per level, the "
                   "latents at Adam 3e-2), "
                   "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off), 'context_rate' / "
-                  "'factorised_rate' (the rate training sees: FitConfig.rate_model), 'steps1000' (1000 steps on dense "
-                  "clouds too).")
+                  "'factorised_rate' (the rate training sees: FitConfig.rate_model), 'steps1000' / 'steps3000' (that "
+                  "many training steps at every λ, not by rule).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

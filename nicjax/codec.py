@@ -205,7 +205,8 @@ def training_targets(signal: Signal) -> np.ndarray:
 
 def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = None) -> FitConfig:
     """config.fit with the signal's loss weights and (latents) by rule what it leaves at 0: the latents' learning
-    rate and the training steps (configs.DENSE_LATENT_LR and DENSE_STEPS on dense clouds, latent.is_dense)."""
+    rate (configs.DENSE_LATENT_LR on dense clouds, latent.is_dense) and the training steps (configs.DENSE_STEPS on
+    dense clouds at λ below configs.DENSE_STEPS_LAMBDA, else LATENT_STEPS)."""
     fit = config.fit
     if signal.loss_weights is not None:
         fit = dataclasses.replace(fit, loss_weights=tuple(signal.loss_weights))
@@ -213,7 +214,8 @@ def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = No
         dense = latent.is_dense(model.config)
         fit = dataclasses.replace(
             fit, latent_learning_rate=fit.latent_learning_rate or (configs.DENSE_LATENT_LR if dense else 0.0),
-            steps=fit.steps or (configs.DENSE_STEPS if dense else configs.LATENT_STEPS))
+            steps=fit.steps or (configs.DENSE_STEPS if dense and fit.rate_lambda < configs.DENSE_STEPS_LAMBDA
+                                else configs.LATENT_STEPS))
     return fit
 
 

@@ -52,7 +52,8 @@ def _definitions():
         "omega0": lambda: flags.DEFINE_float("omega0", _D.model.omega0, "Frequency ω0 of the first sine layer (the "
                                              "paper's: 30)."),
         "steps": lambda: flags.DEFINE_integer("steps", fit.steps, "Training steps (Adam; --representation "
-                                              "latent: by rule unless given, 1000, or 3000 on dense clouds)."),
+                                              "latent: by rule unless given, 1000, or 3000 on dense clouds at "
+                                              "λ < 2e-4)."),
         "lr": lambda: flags.DEFINE_float("lr", fit.learning_rate, "Adam learning rate (peak of the schedule)."),
         "schedule": lambda: flags.DEFINE_enum("schedule", fit.schedule, ["cosine", "constant"],
                                               "Learning-rate schedule."),

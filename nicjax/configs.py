@@ -19,7 +19,7 @@ from nicjax.representations import latent, siren
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
-    steps: int = 8000  # representations with latents: 0 is by rule (codec.fit_config_for: LATENT_STEPS, DENSE_STEPS)
+    steps: int = 8000  # representations with latents: 0 is by rule (codec.fit_config_for; LATENT_STEPS, DENSE_STEPS)
     learning_rate: float = 1e-3
     schedule: str = "cosine"  # "cosine" (decay to final_lr_fraction) or "constant"
     final_lr_fraction: float = 0.05
@@ -64,14 +64,16 @@ class FitConfig:
 # at 0.45 with 3e-1; ricardo9 depth 9 37.9 dB at 0.30 with 3e-2, 38.8 dB at 0.32 with 1e-1); on longdress l1/l3 (not
 # dense) 1e-1 lost to the network's 1e-2 (README, session 8).
 DENSE_LATENT_LR = 1e-1
-# Training steps of latent files (FitConfig.steps 0 in the latent preset: by rule). Dense clouds get 3000: at the
-# small λ that the top of their curve needs, 1000 steps left them far from converged (one training each, λ = 1e-4:
-# ricardo9 depth 9 41.37 dB at 0.501 bpp against 39.99 at 0.546; sarah9's top quarter at 3e-5, 46.57 dB at 0.677
-# against 45.01 at 1.179; sarah9 at 1e-4, 41.03 dB at 0.583 against 40.79 at 0.713, and at 3e-5 the same 41.9 dB
-# at 1.068 against 1.402), while at λ = 1e-3 they did not gain (the top quarter: 39.41 dB at 0.167 against 39.73 at
-# 0.171). Longdress l1 (not dense) gained ~0.3 dB at 1e-4 for 3x the time, so it keeps 1000 (README, session 11).
+# Training steps of latent files (FitConfig.steps 0 in the latent preset: by rule). Dense clouds at λ below
+# DENSE_STEPS_LAMBDA get 3000: there, at the top of their curves, 1000 steps left them far from converged (one
+# training each, λ = 1e-4: ricardo9 depth 9 41.37 dB at 0.501 bpp against 39.99 at 0.546; sarah9 41.03 dB at 0.583
+# against 40.79 at 0.713; sarah9's top quarter at 3e-5, 46.57 dB at 0.677 against 45.01 at 1.179; sarah9 at 3e-5 the
+# same 41.9 dB at 1.068 against 1.402 bpp). At λ = 3e-4 and 1e-3 they lost (sarah9: 38.95 dB at 0.393 against 0.337;
+# 36.39 against 36.67 dB at 0.166). Longdress l1 (not dense) gained ~0.3 dB at 1e-4 for 3x the time, so it keeps
+# 1000 (README, session 11).
 LATENT_STEPS = 1000
 DENSE_STEPS = 3000
+DENSE_STEPS_LAMBDA = 2e-4
 
 
 REFERENCES = ("auto", "zeros", "seeded", "init")

@@ -42,19 +42,23 @@ def test_levels_by_rule_from_density():
 
 
 def test_dense_clouds_get_three_channels_faster_latents_and_more_steps_by_rule():
-    """Levels from 2^0 (dense) → DENSE_CHANNELS channels, the latents at DENSE_LATENT_LR, DENSE_STEPS steps; else 1
-    channel at the network's rate, LATENT_STEPS steps. Set values are kept."""
+    """Levels from 2^0 (dense) → DENSE_CHANNELS channels, the latents at DENSE_LATENT_LR, DENSE_STEPS steps at λ
+    below DENSE_STEPS_LAMBDA; else 1 channel at the network's rate, LATENT_STEPS steps. Set values are kept."""
     def signal_of(xyz):
         return codec.cloud_signal(pointcloud.PointCloud(xyz, np.full((len(xyz), 3), 128, np.uint8)))
 
     dense, sparse = cube(16), cube(32, spacing=4)
+    small_lambda = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(
+        configs.LATENT.fit, rate_lambda=configs.DENSE_STEPS_LAMBDA / 2))
     for xyz, channels, lr, steps in ((dense, latent.DENSE_CHANNELS, configs.DENSE_LATENT_LR, configs.DENSE_STEPS),
                                      (sparse, 1, 0.0, configs.LATENT_STEPS)):
         signal = signal_of(xyz)
         model, _ = codec.architecture(configs.LATENT, signal)
         assert model.config.channels == channels and latent.is_dense(model.config) == (xyz is dense)
-        fit = codec.fit_config_for(signal, configs.LATENT, model)
+        fit = codec.fit_config_for(signal, small_lambda, model)
         assert fit.latent_learning_rate == lr and fit.latent_noise == "noise" and fit.steps == steps
+        # the preset's λ (2e-3) is above DENSE_STEPS_LAMBDA: 1000 steps on any cloud
+        assert codec.fit_config_for(signal, configs.LATENT, model).steps == configs.LATENT_STEPS
     set_by_hand = dataclasses.replace(configs.LATENT, model=dataclasses.replace(configs.LATENT.model, channels=2),
                                       fit=dataclasses.replace(configs.LATENT.fit, latent_learning_rate=5e-2,
                                                               latent_noise="mixed", steps=700))
