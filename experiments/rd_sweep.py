@@ -81,10 +81,9 @@ flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of t
                   "point reads its own node's latent, no interpolation), 'noise' (the preset since session 11) "
                   "or 'mixed' (only that training), 'best' (both, the better kept), 'noise_only' (noise training "
                   "without the straight-through rounding phase), 'channels3_lr3e-2' (3 channels per level, the "
-                  "latents at Adam 3e-2), "
-                  "'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule off), 'context_rate' / "
-                  "'factorised_rate' (the rate training sees: FitConfig.rate_model), 'steps1000' / 'steps3000' (that "
-                  "many training steps at every λ, not by rule).")
+                  "latents at Adam 3e-2), 'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule "
+                  "off), 'context_rate' / 'factorised_rate' (the rate training sees: FitConfig.rate_model), "
+                  "'steps1000' / 'steps3000' (that many training steps at every λ, not by rule).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

@@ -345,8 +345,9 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
     weighted MSE, R the latents' bits per point under a learned Laplace, one scale per tensor and channel
     (config.rate_model "factorised", or no `neighbours`) or per tensor, channel and coder context ("context":
     `neighbours`, per latent tensor its nodes' causal neighbours, `latent.causal_neighbours`). The first
-    (1 − hard_fraction) of the steps add uniform noise to the latents, the rest round them (straight-through); Adam with config's schedule over all steps, on minibatches of config.batch_size points
-    (all points when it is 0 or ≥ N). Returns (params, history): the latents rounded, as the coder takes them."""
+    (1 − hard_fraction) of the steps add uniform noise to the latents, the rest round them (straight-through);
+    Adam with config's schedule over all steps, on minibatches of config.batch_size points (all points when it is 0
+    or ≥ N). Returns (params, history): the latents rounded, as the coder takes them."""
     inputs = jnp.asarray(inputs, jnp.float32)
     targets = jnp.asarray(targets, jnp.float32)
     latent_names = tuple(t.name for t in model.tensors() if t.role == "latent")
