@@ -90,7 +90,9 @@ def architecture(config: CodecConfig, signal: Signal) -> tuple[Model, inits.Init
     if hasattr(rep, "for_geometry"):  # built on the geometry: latents on its octree
         if signal.geometry is None or signal.info.kind != container.SIGNAL_POINTCLOUD:
             raise NicError(f"the {rep.name} representation codes point clouds only")
-        model_config = rep.for_geometry(model_config, signal.geometry)
+        # by rule at small λ (configs.POINT_LEVEL_LAMBDA): latent levels from 2^0, whatever the density
+        model_config = rep.for_geometry(model_config, signal.geometry,
+                                        point_level=config.fit.rate_lambda < configs.POINT_LEVEL_LAMBDA)
     return Model(rep, model_config), init
 
 

@@ -71,6 +71,13 @@ DENSE_LATENT_LR = 1e-1
 # same 41.9 dB at 1.068 against 1.402 bpp). At λ = 3e-4 and 1e-3 they lost (sarah9: 38.95 dB at 0.393 against 0.337;
 # 36.39 against 36.67 dB at 0.166). Longdress l1 (not dense) gained ~0.3 dB at 1e-4 for 3x the time, so it keeps
 # 1000 (README, session 11).
+# Below POINT_LEVEL_LAMBDA the latent levels start at 2^0 on every cloud (latent.default_scales(point_level=True)), a
+# latent per point, so that sparse clouds code as dense ones do (3 channels, latents at DENSE_LATENT_LR, DENSE_STEPS):
+# the levels by density stop longdress near 31.5 dB (one latent per finest node, interpolated), from 2^0 its curves go
+# on (l1, λ = 1e-4: 37.01 dB at 4.47 bpp against 31.38 at 2.08; 3e-5: 39.28 dB at 7.20; l2 at 1e-4: 36.47 dB at 4.15
+# against 30.6 at the top). At λ = 3e-4 it lost (l1: 32.53 dB at 3.13 bpp, under the curve of the levels by density,
+# 30.68 at 1.90), hence the threshold of DENSE_STEPS_LAMBDA (README, session 12).
+POINT_LEVEL_LAMBDA = 2e-4
 LATENT_STEPS = 1000
 DENSE_STEPS = 3000
 DENSE_STEPS_LAMBDA = 2e-4

@@ -68,6 +68,24 @@ def test_dense_clouds_get_three_channels_faster_latents_and_more_steps_by_rule()
     assert fit.latent_learning_rate == 5e-2 and fit.latent_noise == "mixed" and fit.steps == 700
 
 
+def test_small_lambda_gives_every_cloud_a_point_level_and_the_dense_rule():
+    """Below POINT_LEVEL_LAMBDA the levels start at 2^0 whatever the density (a latent per point), and the cloud is
+    then coded as a dense one; at the preset's λ a sparse cloud keeps its levels by density; set scales are kept."""
+    sparse = cube(32, spacing=4)
+    signal = codec.cloud_signal(pointcloud.PointCloud(sparse, np.full((len(sparse), 3), 128, np.uint8)))
+    small = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(
+        configs.LATENT.fit, rate_lambda=configs.POINT_LEVEL_LAMBDA / 2))
+    model, _ = codec.architecture(small, signal)
+    assert model.config.scales == (0, 1, 2, 3, 4) and latent.is_dense(model.config)
+    assert model.config.channels == latent.DENSE_CHANNELS
+    fit = codec.fit_config_for(signal, small, model)
+    assert fit.latent_learning_rate == configs.DENSE_LATENT_LR and fit.steps == configs.DENSE_STEPS
+    model, _ = codec.architecture(configs.LATENT, signal)
+    assert model.config.scales == latent.default_scales(sparse) == (2, 3, 4)
+    given = dataclasses.replace(small, model=dataclasses.replace(small.model, scales=(3, 4)))
+    assert codec.architecture(given, signal)[0].config.scales == (3, 4)
+
+
 def test_features_are_trilinear_over_occupied_nodes():
     """Weights sum to 1 over occupied neighbours; a point's own node weighs ≥ 1/8; with every neighbour occupied,
     latents that are a linear function of the node centres interpolate to that function at the point."""

@@ -89,15 +89,16 @@ class LatentConfig:
         return sum(a * b for a, b in zip(d[:-1], d[1:])) + NEIGHBOURS * self.feature_dim
 
 
-def default_scales(geometry: np.ndarray) -> tuple:
+def default_scales(geometry: np.ndarray, point_level: bool = False) -> tuple:
     """The levels, by rule from the geometry: from the coarsest node size whose nodes still hold at most two points
     on average (at least half as many nodes as points: about a latent per point, which the top of the R-D curve
     needs; on dense clouds, where 2-voxel nodes hold ~4 points, that is 2^0), doubling up to where fewer than 64
-    nodes are left (or 12 levels)."""
+    nodes are left (or 12 levels). `point_level`: from 2^0 on any cloud (a latent of its own for every point,
+    which the codec asks for at small λ: configs.POINT_LEVEL_LAMBDA)."""
     xyz = _origin(geometry)
     n = len(xyz)
     k = 0
-    while k < 20 and 2 * len(_node_keys(xyz, k + 1, unique=True)) >= n:
+    while not point_level and k < 20 and 2 * len(_node_keys(xyz, k + 1, unique=True)) >= n:
         k += 1
     scales = []
     while len(scales) < MAX_LEVELS:
@@ -220,10 +221,10 @@ def is_dense(config: LatentConfig) -> bool:
     return config.scales[0] == 0
 
 
-def for_geometry(config: LatentConfig, geometry: np.ndarray) -> LatentConfig:
+def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool = False) -> LatentConfig:
     """The configuration with the node counts of this geometry (and, unless given, the levels and channels by
-    rule)."""
-    scales = tuple(config.scales) or default_scales(geometry)
+    rule; `point_level`: see default_scales)."""
+    scales = tuple(config.scales) or default_scales(geometry, point_level)
     tree = octree(geometry, scales)
     config = dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
     return dataclasses.replace(config, channels=config.channels or (DENSE_CHANNELS if is_dense(config) else 1))
@@ -453,8 +454,8 @@ class LatentRepresentation:
     def with_io(self, config: LatentConfig, in_dim: int, out_dim: int) -> LatentConfig:
         return dataclasses.replace(config, in_dim=in_dim, out_dim=out_dim)
 
-    def for_geometry(self, config: LatentConfig, geometry) -> LatentConfig:
-        return for_geometry(config, geometry)
+    def for_geometry(self, config: LatentConfig, geometry, point_level: bool = False) -> LatentConfig:
+        return for_geometry(config, geometry, point_level)
 
     def inputs(self, config: LatentConfig, geometry, points=None) -> np.ndarray:
         """What `apply` reads for `points` (default: the geometry's own points). The geometry's octree must have
