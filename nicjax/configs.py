@@ -69,8 +69,8 @@ DENSE_LATENT_LR = 1e-1
 # training each, λ = 1e-4: ricardo9 depth 9 41.37 dB at 0.501 bpp against 39.99 at 0.546; sarah9 41.03 dB at 0.583
 # against 40.79 at 0.713; sarah9's top quarter at 3e-5, 46.57 dB at 0.677 against 45.01 at 1.179; sarah9 at 3e-5 the
 # same 41.9 dB at 1.068 against 1.402 bpp). At λ = 3e-4 and 1e-3 they lost (sarah9: 38.95 dB at 0.393 against 0.337;
-# 36.39 against 36.67 dB at 0.166). Longdress l1 (not dense) gained ~0.3 dB at 1e-4 for 3x the time, so it keeps
-# 1000 (README, session 11).
+# 36.39 against 36.67 dB at 0.166). Longdress l1 with its levels by density gained ~0.3 dB at 1e-4 for 3x the time
+# (README, session 11); since session 12 every cloud is dense below POINT_LEVEL_LAMBDA, so this rule then applies.
 # Below POINT_LEVEL_LAMBDA the latent levels start at 2^0 on every cloud (latent.default_scales(point_level=True)), a
 # latent per point, so that sparse clouds code as dense ones do (3 channels, latents at DENSE_LATENT_LR, DENSE_STEPS):
 # the levels by density stop longdress near 31.5 dB (one latent per finest node, interpolated), from 2^0 its curves go
