@@ -76,14 +76,29 @@ LATENT_VARIANTS = {
     # the training length before the dense-cloud steps rule (session 11): 1000 steps on every cloud
     "steps1000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=1000)),
     "steps3000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=3000)),
+    # The cumulative ablation (README, session 13): each adds one part, up to the codec as shipped ("").
+    # ablate1: nearest-node latents, a factorised Laplace per level and channel in training and one coded array per
+    # level in the file (entropy model (a)), noise training only (no rounding finish)
+    "ablate1": lambda c: _ablate(c, interpolation="nearest", hard=False, contexts=False),
+    "ablate2": lambda c: _ablate(c, interpolation="trilinear", hard=False, contexts=False),  # + trilinear
+    "ablate3": lambda c: _ablate(c, interpolation="trilinear", hard=True, contexts=False),  # + rounding finish
 }
+
+
+def _ablate(c, *, interpolation: str, hard: bool, contexts: bool):
+    fit = dataclasses.replace(c.fit, latent_noise="noise", rate_model="context" if contexts else "factorised",
+                              hard_fraction=configs.HARD_FRACTION if hard else 0.0)
+    return dataclasses.replace(c, model=dataclasses.replace(c.model, interpolation=interpolation, contexts=contexts),
+                               fit=fit)
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
                   "point reads its own node's latent, no interpolation), 'noise' (the preset since session 11) "
                   "or 'mixed' (only that training), 'best' (both, the better kept), 'noise_only' (noise training "
                   "without the straight-through rounding phase), 'channels3_lr3e-2' (3 channels per level, the "
                   "latents at Adam 3e-2), 'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule "
                   "off), 'context_rate' / 'factorised_rate' (the rate training sees: FitConfig.rate_model), "
-                  "'steps1000' / 'steps3000' (that many training steps at every λ, not by rule).")
+                  "'steps1000' / 'steps3000' (that many training steps at every λ, not by rule); 'ablate1'..'ablate3' "
+                  "the cumulative ablation: nearest-node latents with a factorised rate and one coded array per "
+                  "level, no rounding finish; + trilinear; + the rounding finish (then + contexts: as shipped).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()

@@ -207,8 +207,9 @@ def training_targets(signal: Signal) -> np.ndarray:
 
 def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = None) -> FitConfig:
     """config.fit with the signal's loss weights and (latents) by rule what it leaves at 0: the latents' learning
-    rate (configs.DENSE_LATENT_LR on dense clouds, latent.is_dense) and the training steps (configs.DENSE_STEPS on
-    dense clouds at λ below configs.DENSE_STEPS_LAMBDA, else LATENT_STEPS)."""
+    rate (configs.DENSE_LATENT_LR on dense clouds, latent.is_dense), the training steps (configs.DENSE_STEPS on
+    dense clouds at λ below configs.DENSE_STEPS_LAMBDA, else LATENT_STEPS) and the rounding finish
+    (configs.HARD_FRACTION, none on clouds whose levels reach 2^0 by λ alone: `point_level_by_lambda`)."""
     fit = config.fit
     if signal.loss_weights is not None:
         fit = dataclasses.replace(fit, loss_weights=tuple(signal.loss_weights))
@@ -218,7 +219,17 @@ def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = No
             fit, latent_learning_rate=fit.latent_learning_rate or (configs.DENSE_LATENT_LR if dense else 0.0),
             steps=fit.steps or (configs.DENSE_STEPS if dense and fit.rate_lambda < configs.DENSE_STEPS_LAMBDA
                                 else configs.LATENT_STEPS))
+        if fit.hard_fraction is None:
+            by_lambda = point_level_by_lambda(model.config, signal.geometry)
+            fit = dataclasses.replace(fit, hard_fraction=0.0 if by_lambda else configs.HARD_FRACTION)
     return fit
+
+
+def point_level_by_lambda(model_config, geometry) -> bool:
+    """Whether these latent levels start at 2^0 only because λ asked for a point level (configs.POINT_LEVEL_LAMBDA):
+    the geometry's levels by density start above it (a sparse cloud)."""
+    return (geometry is not None and tuple(model_config.scales[:1]) == (0,)
+            and latent.default_scales(geometry)[0] > 0)
 
 
 @dataclasses.dataclass(frozen=True)

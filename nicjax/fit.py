@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from nicjax import quantize as quant
-from nicjax.configs import FitConfig
+from nicjax.configs import HARD_FRACTION, FitConfig
 from nicjax.representations import Model
 
 
@@ -321,15 +321,16 @@ def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, pro
     "mixed" and returns the one of lower rd_cost (the callback then sees only that one, once, at the end)."""
     if config.latent_noise not in LATENT_NOISES:
         raise ValueError(f"unknown latent_noise {config.latent_noise!r}: use one of {', '.join(LATENT_NOISES)}")
+    hard = HARD_FRACTION if config.hard_fraction is None else config.hard_fraction  # None: a caller without the rule
     if config.latent_noise != "best":
         return fit_rate_distortion(model, params, inputs, targets, config, config.rate_lambda,
-                                   hard_fraction=config.hard_fraction, progress=progress, callback=callback,
+                                   hard_fraction=hard, progress=progress, callback=callback,
                                    neighbours=neighbours)
     best, costs = None, {}
     for mode in ("noise", "mixed"):
         trained, history = fit_rate_distortion(model, params, inputs, targets,
                                                dataclasses.replace(config, latent_noise=mode), config.rate_lambda,
-                                               hard_fraction=config.hard_fraction, progress=progress,
+                                               hard_fraction=hard, progress=progress,
                                                neighbours=neighbours)
         costs[mode] = rd_cost(model, trained, inputs, targets, config.loss_weights, config.rate_lambda)
         if best is None or costs[mode] < costs[best[1]["latent_noise"]]:
@@ -340,7 +341,7 @@ def fit_latents(model: Model, params, inputs, targets, config: FitConfig, *, pro
 
 
 def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig, lam: float, *,
-                        hard_fraction: float = 0.2, progress: bool = True, callback=None, neighbours=None):
+                        hard_fraction: float = HARD_FRACTION, progress: bool = True, callback=None, neighbours=None):
     """Trains a representation with latents (tensors of role "latent", coded as integers) for D + λ·R: D the
     weighted MSE, R the latents' bits per point under a learned Laplace, one scale per tensor and channel
     (config.rate_model "factorised", or no `neighbours`) or per tensor, channel and coder context ("context":

@@ -86,6 +86,24 @@ def test_small_lambda_gives_every_cloud_a_point_level_and_the_dense_rule():
     assert codec.architecture(given, signal)[0].config.scales == (3, 4)
 
 
+def test_the_rounding_finish_by_rule():
+    """No rounding finish where only λ brought the levels down to 2^0 (a sparse cloud below POINT_LEVEL_LAMBDA);
+    HARD_FRACTION on dense clouds at any λ and on sparse ones at larger λ; a value set by hand is kept."""
+    def fit_of(xyz, lam, **fit):
+        config = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(configs.LATENT.fit, rate_lambda=lam,
+                                                                             **fit))
+        signal = codec.cloud_signal(pointcloud.PointCloud(xyz, np.full((len(xyz), 3), 128, np.uint8)))
+        return codec.fit_config_for(signal, config, codec.architecture(config, signal)[0])
+
+    small = configs.POINT_LEVEL_LAMBDA / 2
+    sparse, dense = cube(32, spacing=4), cube(16)
+    assert configs.LATENT.fit.hard_fraction is None  # by rule
+    assert fit_of(sparse, small).hard_fraction == 0.0
+    assert fit_of(sparse, configs.POINT_LEVEL_LAMBDA * 2).hard_fraction == configs.HARD_FRACTION
+    assert fit_of(dense, small).hard_fraction == configs.HARD_FRACTION
+    assert fit_of(sparse, small, hard_fraction=0.3).hard_fraction == 0.3
+
+
 def test_features_are_trilinear_over_occupied_nodes():
     """Weights sum to 1 over occupied neighbours; a point's own node weighs ≥ 1/8; with every neighbour occupied,
     latents that are a linear function of the node centres interpolate to that function at the point."""
