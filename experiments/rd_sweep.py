@@ -54,8 +54,9 @@ flags.DEFINE_list("lambdas", [], "The latent representation (--representation la
                   "(FitConfig.rate_lambda), rows with codec 'latent'; empty: none.")
 flags.DEFINE_integer("latent_steps", 0, "Training steps of each latent file (0: by rule, the preset's: "
                      "configs.LATENT_STEPS, DENSE_STEPS on dense clouds at small λ).")
-flags.DEFINE_list("latent_levels", ["32", "64"], "Quantization levels of the latent files' synthesis network (the "
-                  "latents are integers).")
+flags.DEFINE_list("latent_levels", [str(v) for v in configs.LATENT_LEVEL_CHOICES],
+                  "Quantization levels of the latent files' synthesis network (the latents are integers), a row "
+                  "each; the codec itself keeps the one of least D + λ·R (configs.LATENT_LEVEL_CHOICES).")
 # Ablations of the latent codec (the 'variant' column; "" is the codec as shipped).
 LATENT_VARIANTS = {
     "": lambda c: c,

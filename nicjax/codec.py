@@ -247,7 +247,8 @@ class Plan:
 
 
 def plan(signal: Signal, config: CodecConfig) -> Plan:
-    quant.check_levels(config.levels)
+    for levels in (config.levels, *config.level_choices):
+        quant.check_levels(levels)
     model, init = architecture(config, signal)
     header = header_for(signal, config, model, init)
     reference = reference_params(header, search_path(config))
@@ -273,15 +274,34 @@ def train(signal: Signal, p: Plan, *, progress: bool = True, callback=None):
                        reference=p.reference if p.fit.delta_l1 else None)
 
 
-def code(signal: Signal, p: Plan, params, levels: int, *, keep_better: bool = True, progress: bool = True) -> bytes:
+def code(signal: Signal, p: Plan, params, levels: int, *, keep_better: bool = True, progress: bool = True,
+         level_choices: tuple = ()) -> bytes:
     """QAT at `levels` for p.fit.qat_steps (with `keep_better`, kept only if it lowers the decoded loss), then the
-    file's bytes. Representations with latents: the latents as trained (integers), the network at `levels`, no
-    QAT (its steps would move the latents off the rate they were trained for)."""
+    file's bytes. Representations with latents: the latents as trained (integers), the network at `levels` (or at
+    the one of `level_choices` whose file has the least D + λ·R: `least_cost_file`), no QAT (its steps would move
+    the latents off the rate they were trained for)."""
     if has_latents(p.model):
+        if level_choices:
+            return least_cost_file(signal, p, params, level_choices)[0]
         return write(p.header, params, p.reference, levels, geometry=signal.geometry)
     params, steps = fitting.quantization_aware(p.model, params, p.reference, levels, p.inputs, p.targets, p.fit,
                                                progress=progress, keep_better=keep_better)
     return write(p.header, params, p.reference, levels, steps)
+
+
+def least_cost_file(signal: Signal, p: Plan, params, level_choices) -> tuple[bytes, int]:
+    """(bytes, levels): the file of least D + λ·R (p.fit.rate_lambda) among the network coded at each of
+    `level_choices`. D is the weighted MSE of what the decoder's network gives (the dequantized weights), R the
+    file's bits per point: the training's objective, on the file itself. Ties go to the fewer levels."""
+    best = None
+    for levels in sorted(level_choices):
+        tensors = quant.quantize(params, p.reference, levels, specs=p.model.tensors())
+        data = container.encode(p.header, tensors, representations.REGISTRY, signal.geometry)
+        out = p.model.evaluate(quant.dequantize(tensors, p.reference), p.inputs)
+        cost = fitting.weighted_mse64(out, p.targets, p.fit.loss_weights) + p.fit.rate_lambda * 8 * len(data) / len(out)
+        if best is None or cost < best[0]:
+            best = (cost, data, levels)
+    return best[1], best[2]
 
 
 def encode(signal: Signal, config: CodecConfig, *, progress: bool = True, callback=None) -> Encoded:
@@ -290,7 +310,7 @@ def encode(signal: Signal, config: CodecConfig, *, progress: bool = True, callba
     p = plan(signal, config)
     params, _ = train(signal, p, progress=progress, callback=callback)
     t_fit = time.perf_counter()
-    data = code(signal, p, params, config.levels, progress=progress)
+    data = code(signal, p, params, config.levels, progress=progress, level_choices=config.level_choices)
     t_end = time.perf_counter()
     return Encoded(data, p.header, {"fit": t_fit - t0, "encode": t_end - t0})
 

@@ -154,7 +154,8 @@ def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
 def _with_common(d: configs.CodecConfig, model, init) -> configs.CodecConfig:
     return configs.CodecConfig(
         representation=d.representation, model=model, fit=_fit_config(d.fit),
-        levels=_value("levels", d.levels), reference=_value("reference", d.reference), init=init,
+        levels=_value("levels", d.levels), level_choices=() if _value("levels", None) else d.level_choices,
+        reference=_value("reference", d.reference), init=init,
         voxelize=_value("voxelize", d.voxelize), colour_space=_value("colour_space", d.colour_space))
 
 
@@ -174,7 +175,8 @@ def check(config: configs.CodecConfig) -> None:
     """ValueError (one line) for values no encode can use: checked before any training."""
     from nicjax import quantize
 
-    quantize.check_levels(config.levels)
+    for levels in (config.levels, *config.level_choices):
+        quantize.check_levels(levels)
     f = config.fit
     if f.steps < 0 or f.batch_size < 1 or f.qat_steps < 0 or f.delta_l1 < 0 or not f.learning_rate > 0 \
             or not (f.rate_lambda >= 0 and f.rate_lambda < float("inf")):

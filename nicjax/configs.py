@@ -103,6 +103,10 @@ class CodecConfig:
     model: Any = siren.SirenConfig()
     fit: FitConfig = FitConfig()
     levels: int = 256
+    # Files with latents: the network is coded at each of these levels and the file of least D + λ·R kept (D the
+    # decoded network's weighted MSE, R the file's bits per point); () codes at `levels` alone (and `--levels` sets
+    # that). The latents are integers already, so only the network's few weights change between the candidates.
+    level_choices: tuple[int, ...] = ()
     # What the tensors are coded against: "zeros" (direct coding), "seeded" (the seeded random init the training
     # starts from; the decoder regenerates it), "init" (the init artefact `init`); "auto": "init" when an init
     # artefact is given, else "seeded".
@@ -133,10 +137,14 @@ IMAGE = CodecConfig(model=siren.SirenConfig(width=48, depth=5),
 # at ~32.7 dB), noise then rounding: one training with uniform noise ("noise"; until session 11 "best", which also
 # trained "mixed" and kept the better, but with the context rate model and the dense-cloud rule "mixed" lost on every
 # cloud tried, 0.4-3.4 dB less Y-PSNR at a higher rate: README).
+# The network levels a latent file is coded at, the least D + λ·R kept: 64 levels cost 1.5-1.7 dB at small λ on
+# longdress l1 (λ = 3e-5: 39.93 dB at 6.232 bpp; 256 levels 41.64 at 6.321), while 32 levels win at λ = 3e-3 (README,
+# session 14). Coding at six levels adds a few entropy-coder passes to a training of minutes.
+LATENT_LEVEL_CHOICES = (32, 64, 128, 256, 512, 1024)
 LATENT = CodecConfig(representation="latent", model=latent.LatentConfig(),
                      fit=FitConfig(steps=0, learning_rate=1e-2, batch_size=1 << 21, rate_lambda=2e-3,
                                    latent_noise="noise"),
-                     levels=64)
+                     levels=64, level_choices=LATENT_LEVEL_CHOICES)
 
 PRESETS = {
     "default": CodecConfig(),

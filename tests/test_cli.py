@@ -187,6 +187,12 @@ def test_latent_representation_through_the_cli(workdir):
     assert codec.compress(cloud, other, progress=False) != data
     proc = run("nicjax.decompress", "latent.nic", "--geometry", "cloud.ply", "-o", "latent.ply", cwd=d)
     assert proc.returncode == 0, proc.stderr
+    # --levels: the network at that many levels, not the least-cost choice among configs.LATENT_LEVEL_CHOICES
+    proc = run("nicjax.compress", "cloud.ply", "-o", "levels.nic", "--representation", "latent", "--lambda", "0.0001",
+               "--steps", "200", "--latent_noise", "noise", "--levels", "16", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    fixed = dataclasses.replace(config, levels=16, level_choices=())
+    assert codec.compress(cloud, fixed, progress=False) == (d / "levels.nic").read_bytes() != data
     proc = run("nicjax.compress", "cloud.ply", "-o", "x.nic", "--representation", "latent", "--width", "32", cwd=d)
     assert proc.returncode != 0 and "--width" in error_line(proc) and not (d / "x.nic").exists()
 

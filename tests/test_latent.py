@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nicjax import codec, configs, container, entropy, representations
+from nicjax import fit as fitting
 from nicjax.errors import NicError
 from nicjax.metrics import colour_psnr
 from nicjax.representations import latent
@@ -102,6 +103,30 @@ def test_the_rounding_finish_by_rule():
     assert fit_of(sparse, configs.POINT_LEVEL_LAMBDA * 2).hard_fraction == configs.HARD_FRACTION
     assert fit_of(dense, small).hard_fraction == configs.HARD_FRACTION
     assert fit_of(sparse, small, hard_fraction=0.3).hard_fraction == 0.3
+
+
+def test_the_network_is_coded_at_the_levels_of_least_rate_distortion_cost(cloud):
+    """The preset codes the network at each of configs.LATENT_LEVEL_CHOICES and keeps the file of least D + λ·R, D
+    from the network the decoder reads back out of each file's bytes and R from the bytes; `--levels` (no choices)
+    codes at that number alone."""
+    config = quick(steps=120)
+    assert config.level_choices == configs.LATENT_LEVEL_CHOICES and len(config.level_choices) > 1
+    signal = codec.cloud_signal(cloud, config)
+    p = codec.plan(signal, config)
+    params, _ = codec.train(signal, p, progress=False)
+    files = {lv: codec.code(signal, p, params, lv) for lv in config.level_choices}
+
+    def cost(data):
+        header, decoded = codec.read(data, geometry=signal.geometry)
+        out = codec.model_of(header).evaluate(decoded, p.inputs)
+        return fitting.weighted_mse64(out, p.targets, p.fit.loss_weights) + p.fit.rate_lambda * 8 * len(data) / len(out)
+
+    costs = {lv: cost(data) for lv, data in files.items()}
+    assert len(set(costs.values())) == len(costs)  # the candidates differ
+    best = min(costs, key=costs.get)
+    assert codec.least_cost_file(signal, p, params, config.level_choices) == (files[best], best)
+    assert codec.code(signal, p, params, 64, level_choices=config.level_choices) == files[best]
+    assert codec.code(signal, p, params, 64) == files[64]
 
 
 def test_features_are_trilinear_over_occupied_nodes():
