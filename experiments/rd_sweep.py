@@ -80,17 +80,21 @@ LATENT_VARIANTS = {
     # The cumulative ablation (README, session 13): each adds one part, up to the codec as shipped ("").
     # ablate1: nearest-node latents, a factorised Laplace per level and channel in training and one coded array per
     # level in the file (entropy model (a)), noise training only (no rounding finish)
-    "ablate1": lambda c: _ablate(c, interpolation="nearest", hard=False, contexts=False),
-    "ablate2": lambda c: _ablate(c, interpolation="trilinear", hard=False, contexts=False),  # + trilinear
-    "ablate3": lambda c: _ablate(c, interpolation="trilinear", hard=True, contexts=False),  # + rounding finish
+    "ablate1": lambda c: _without_contexts(c, interpolation="nearest", hard=False),
+    "ablate2": lambda c: _without_contexts(c, interpolation="trilinear", hard=False),  # + trilinear
+    "ablate3": lambda c: _without_contexts(c, interpolation="trilinear", hard=True),  # + rounding finish
 }
 
 
-def _ablate(c, *, interpolation: str, hard: bool, contexts: bool):
-    fit = dataclasses.replace(c.fit, latent_noise="noise", rate_model="context" if contexts else "factorised",
+def _without_contexts(c, *, interpolation: str, hard: bool):
+    """The ablation's codec before its last part (the coder's contexts, and the finish by rule): a factorised rate
+    in training, one coded array per level, `noise` training, the rounding finish at every λ or at none."""
+    fit = dataclasses.replace(c.fit, latent_noise="noise", rate_model="factorised",
                               hard_fraction=configs.HARD_FRACTION if hard else 0.0)
-    return dataclasses.replace(c, model=dataclasses.replace(c.model, interpolation=interpolation, contexts=contexts),
+    return dataclasses.replace(c, model=dataclasses.replace(c.model, interpolation=interpolation, contexts=False),
                                fit=fit)
+
+
 flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of the latent files: 'nearest' (each "
                   "point reads its own node's latent, no interpolation), 'noise' (the preset since session 11) "
                   "or 'mixed' (only that training), 'best' (both, the better kept), 'noise_only' (noise training "
