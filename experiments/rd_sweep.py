@@ -77,6 +77,8 @@ LATENT_VARIANTS = {
     # the training length before the dense-cloud steps rule (session 11): 1000 steps on every cloud
     "steps1000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=1000)),
     "steps3000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=3000)),
+    # the training start until session 14: latents at 0, the network as seeded (FitConfig.latent_init)
+    "zeros_init": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_init="zeros")),
     # The cumulative ablation (README, session 13): each adds one part, up to the codec as shipped ("").
     # ablate1: nearest-node latents, a factorised Laplace per level and channel in training and one coded array per
     # level in the file (entropy model (a)), noise training only (no rounding finish)
@@ -101,7 +103,8 @@ flags.DEFINE_enum("latent_variant", "", list(LATENT_VARIANTS), "An ablation of t
                   "without the straight-through rounding phase), 'channels3_lr3e-2' (3 channels per level, the "
                   "latents at Adam 3e-2), 'channels1_lr1e-2' (1 channel, the latents at 1e-2: the dense-cloud rule "
                   "off), 'context_rate' / 'factorised_rate' (the rate training sees: FitConfig.rate_model), "
-                  "'steps1000' / 'steps3000' (that many training steps at every λ, not by rule); 'ablate1'..'ablate3' "
+                  "'steps1000' / 'steps3000' (that many training steps at every λ, not by rule), 'zeros_init' (training "
+                  "from zero latents, not the pyramid start); 'ablate1'..'ablate3' "
                   "the cumulative ablation: nearest-node latents with a factorised rate and one coded array per "
                   "level, no rounding finish; + trilinear; + the rounding finish (then + contexts: as shipped).")
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr")  # the config flags taken (nicjax.config_flags); the rest is swept

@@ -254,8 +254,15 @@ def plan(signal: Signal, config: CodecConfig) -> Plan:
     reference = reference_params(header, search_path(config))
     start = init.params if init is not None else model.init(jax.random.key(config.fit.seed))
     inputs = signal.inputs if not hasattr(model.representation, "inputs") else network_inputs(model, signal.geometry)
-    return Plan(model, header, reference, start, fit_config_for(signal, config, model), training_targets(signal),
-                inputs)
+    targets = training_targets(signal)
+    if has_latents(model):
+        if config.fit.latent_init not in configs.LATENT_INITS:
+            raise ValueError(f"unknown latent_init {config.fit.latent_init!r}: use one of "
+                             f"{', '.join(configs.LATENT_INITS)}")
+        if config.fit.latent_init == "pyramid":
+            start = model.representation.pyramid_start(model.config, start, inputs, targets, signal.geometry,
+                                                       configs.pyramid_gain(config.fit.rate_lambda))
+    return Plan(model, header, reference, start, fit_config_for(signal, config, model), targets, inputs)
 
 
 def search_path(config: CodecConfig) -> tuple:

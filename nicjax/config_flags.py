@@ -39,6 +39,10 @@ def _definitions():
                                                 "with latents: the rate training sees, a Laplace per tensor and "
                                                 "channel ('factorised') or per coder context too ('context', the "
                                                 "default; FitConfig.rate_model)."),
+        "latent_init": lambda: flags.DEFINE_enum("latent_init", None, list(configs.LATENT_INITS), "Representations "
+                                                 "with latents: where training starts, the node means of the colour "
+                                                 "coarse to fine ('pyramid', the default) or zeros ('zeros', the "
+                                                 "codec until session 14; FitConfig.latent_init)."),
         "latent_lr": lambda: flags.DEFINE_float("latent_lr", None, "Representations with latents: Adam's rate for "
                                                 "the latents (the network keeps --lr; latent preset: by rule, 0.1 on dense clouds, whose levels start at "
                                                 "2^0, else --lr)."),
@@ -121,7 +125,8 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
                                 model=representations.by_name(representation).default_config)
     if representation == "latent":
         return _latent_config(d)
-    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr", "rate_model"):
+    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr", "rate_model",
+                 "latent_init"):
         if _value(name, None) is not None:
             raise ValueError(f"--{name} is a setting of --representation latent")
     model = d.model
@@ -148,7 +153,8 @@ def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
         delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda),
         latent_noise=_value("latent_noise", None) or f.latent_noise,
         latent_learning_rate=_value("latent_lr", None) or f.latent_learning_rate,
-        rate_model=_value("rate_model", None) or f.rate_model)
+        rate_model=_value("rate_model", None) or f.rate_model,
+        latent_init=_value("latent_init", None) or f.latent_init)
 
 
 def _with_common(d: configs.CodecConfig, model, init) -> configs.CodecConfig:

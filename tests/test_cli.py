@@ -195,6 +195,16 @@ def test_latent_representation_through_the_cli(workdir):
     assert codec.compress(cloud, fixed, progress=False) == (d / "levels.nic").read_bytes() != data
     proc = run("nicjax.compress", "cloud.ply", "-o", "x.nic", "--representation", "latent", "--width", "32", cwd=d)
     assert proc.returncode != 0 and "--width" in error_line(proc) and not (d / "x.nic").exists()
+    # --latent_init zeros: training from zero latents (FitConfig.latent_init), not the default pyramid start
+    proc = run("nicjax.compress", "cloud.ply", "-o", "zeros.nic", "--representation", "latent", "--lambda", "0.0001",
+               "--steps", "60", "--latent_init", "zeros", cwd=d)
+    assert proc.returncode == 0, proc.stderr
+    zeros = dataclasses.replace(config, fit=dataclasses.replace(config.fit, steps=60, latent_init="zeros"))
+    assert codec.compress(cloud, zeros, progress=False) == (d / "zeros.nic").read_bytes()
+    assert codec.compress(cloud, dataclasses.replace(zeros, fit=dataclasses.replace(
+        zeros.fit, latent_init="pyramid")), progress=False) != (d / "zeros.nic").read_bytes()
+    proc = run("nicjax.compress", "cloud.ply", "-o", "x.nic", "--latent_init", "zeros", cwd=d)
+    assert proc.returncode != 0 and "--latent_init" in error_line(proc) and not (d / "x.nic").exists()
 
 
 def test_rd_sweep_writes_rows_resumes_and_summarises(tmp_path):

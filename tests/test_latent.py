@@ -399,7 +399,8 @@ def test_the_latents_own_learning_rate(cloud):
     from nicjax import fit
 
     signal = codec.cloud_signal(cloud)
-    p = codec.plan(signal, quick(steps=1))
+    p = codec.plan(signal, dataclasses.replace(quick(steps=1), fit=dataclasses.replace(quick().fit, steps=1,
+                                                                                     latent_init="zeros")))
     runs = {}
     for llr in (0.0, 1.0):
         fc = dataclasses.replace(p.fit, steps=1, latent_learning_rate=llr)
@@ -465,3 +466,53 @@ def test_training_contexts_do_not_depend_on_the_chunking(cloud):
     for name in out[0]:
         if name.startswith("latent_"):
             np.testing.assert_array_equal(np.asarray(out[0][name]), np.asarray(out[1][name]))
+
+
+def dense_cloud():
+    """A dense cube (levels from 2^0: 3 channels by rule) with smooth colours and a little noise."""
+    xyz = cube(12)
+    rng = np.random.default_rng(2)
+    rgb = 128 + 60 * np.sin(xyz[:, :1] / 3 + np.arange(3)) + 40 * np.cos(xyz[:, 1:2] / 2) + rng.normal(0, 4, xyz.shape)
+    return pointcloud.PointCloud(xyz, np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_the_pyramid_start_is_a_linear_read_out_of_node_means(cloud, dense):
+    """FitConfig.latent_init "pyramid" (the default): integer latents, coarsest level first the node means of what
+    the coarser levels leave (channel c < 3: colour component c), and a network that starts as the exact read-out
+    mean + Σ_levels feature / gain (GELU pairs), already much closer to the colours than their mean; "zeros"
+    starts from zero latents."""
+    lam = 1e-3
+    signal = codec.cloud_signal(dense_cloud() if dense else cloud)
+    start = codec.plan(signal, quick(lam=lam))
+    config, gain = start.model.config, configs.pyramid_gain(lam)
+    used = min(config.channels, 3)
+    assert 1 < gain <= 1024 and config.channels == (latent.DENSE_CHANNELS if dense else 1)
+    for level in range(len(config.scales)):
+        values = np.asarray(start.start[latent.latent_name(level)])
+        assert (values == np.round(values)).all() and values[:used].any() and not values[used:].any()
+    features = np.asarray(latent.gather(config, start.start, start.inputs), np.float64)
+    readout = np.repeat(start.targets.mean(0, keepdims=True), len(features), 0)
+    readout[:, :used] += sum(features[:, l * config.channels:l * config.channels + used]
+                             for l in range(len(config.scales))) / gain
+    out = np.asarray(latent.apply(config, start.start, start.inputs), np.float64)
+    np.testing.assert_allclose(out, readout, atol=2e-4)
+    mse = lambda y: ((y - start.targets)[:, :used] ** 2).mean()  # noqa: E731
+    assert mse(out) < 0.2 * mse(start.targets.mean(0))
+
+    zeros = codec.plan(signal, dataclasses.replace(quick(lam=lam), fit=dataclasses.replace(
+        quick(lam=lam).fit, latent_init="zeros")))
+    assert not any(np.asarray(zeros.start[latent.latent_name(l)]).any() for l in range(len(config.scales)))
+    with pytest.raises(ValueError, match="latent_init"):
+        codec.plan(signal, dataclasses.replace(quick(), fit=dataclasses.replace(quick().fit, latent_init="mean")))
+
+
+def test_the_pyramid_start_needs_fewer_steps(cloud):
+    """A short training from the pyramid start codes the colours far better than the same training from zeros
+    (here ~30 against ~16 dB), and its file is the same bytes twice."""
+    short = quick(steps=90, lam=1e-3)
+    pyramid = codec.compress_cloud(cloud, short, progress=False)
+    zeros = codec.compress_cloud(cloud, dataclasses.replace(short, fit=dataclasses.replace(
+        short.fit, latent_init="zeros")), progress=False)
+    assert pyramid.psnr["y"] > zeros.psnr["y"] + 5
+    assert codec.compress_cloud(cloud, short, progress=False).data == pyramid.data

@@ -420,6 +420,63 @@ def init_params(config: LatentConfig, key):
     return params
 
 
+def pyramid_start(config: LatentConfig, params, inputs, targets, geometry, gain: float) -> dict:
+    """A training start that already codes the signal (FitConfig.latent_init "pyramid"): coarsest level first, each
+    level's latents are its nodes' mean of what the coarser levels leave (the targets' residual), times `gain` and
+    rounded (the coder's integers: a step of 1/gain in colour), and the residual loses their interpolation as the
+    network reads it; channel c < 3 carries colour component c (Y, Cb, Cr), later channels start at 0. The network
+    starts as the exact linear read-out out_c = mean_c + Σ_levels feature_c / gain, through pairs of GELU units
+    (GELU(x) − GELU(−x) = x, also for the tanh form), its other units as `params` has them but silent (zero output
+    weights). From zeros, Adam needs thousands of steps to build what this gives at step 0 (README, session 15)."""
+    levels, channels = len(config.scales), config.channels
+    used = min(channels, 3, config.out_dim)
+    if config.layers and config.hidden < 2 * used:
+        raise ValueError(f"a pyramid start needs a network at least {2 * used} wide")
+    idx, w = neighbour_weights(config.scales, np.asarray(inputs, np.float32))
+    idx, w = np.maximum(np.asarray(idx), 0), np.asarray(w, np.float64)
+    tree = octree(geometry, config.scales)
+    rel = np.asarray(geometry, np.float64) - tree.low + 0.5
+    t = np.asarray(targets, np.float64)
+    mean = t.mean(axis=0)
+    residual = t[:, :used] - mean[:used]
+    out = dict(params)
+    for level in reversed(range(levels)):
+        keys = tree.keys[level]
+        own = np.searchsorted(keys, _node_keys(rel, config.scales[level]))
+        count = np.maximum(np.bincount(own, minlength=len(keys)), 1)
+        node_mean = np.stack([np.bincount(own, residual[:, c], minlength=len(keys)) for c in range(used)], 1)
+        q = np.round(node_mean / count[:, None] * gain)
+        values = np.zeros((channels, len(keys)), np.float32)
+        values[:used] = q.T
+        out[latent_name(level)] = jnp.asarray(values)
+        residual -= np.einsum("nk,nkc->nc", w[:, level], q[idx[:, level]] / gain)
+    dims = config.dims
+    n_layers = len(dims) - 1
+    a = gain ** (-1.0 / n_layers)  # the read-out's 1/gain spread over the layers (no weight far below the others)
+    pair = np.array([[a, -a], [-a, a]])
+    for i in range(n_layers):
+        kernel = np.array(params[layer_name(i)]["kernel"], np.float32)
+        bias = np.zeros(dims[i + 1], np.float32)
+        rows = [(l * channels + c) for l in range(levels) for c in range(used)] if i == 0 else range(2 * used)
+        kernel[list(rows)] = 0.0  # the inputs the read-out uses feed nothing else (the others: silent below)
+        if i == n_layers - 1:
+            kernel[:] = 0.0
+            bias[:] = mean
+        else:
+            kernel[:, :2 * used] = 0.0
+        for c in range(used):
+            if n_layers == 1:  # no hidden layer: the linear read-out itself
+                kernel[[l * channels + c for l in range(levels)], c] = 1.0 / gain
+            elif i == 0:
+                kernel[[l * channels + c for l in range(levels)], 2 * c:2 * c + 2] = [a, -a]
+            elif i < n_layers - 1:
+                kernel[2 * c:2 * c + 2, 2 * c:2 * c + 2] = pair
+            else:
+                kernel[2 * c:2 * c + 2, c] = [a, -a]
+        out[layer_name(i)] = {"bias": jnp.asarray(bias), "kernel": jnp.asarray(kernel)}
+    return out
+
+
 def gather(config: LatentConfig, params, inputs):
     """(N, L·C) interpolated latent features of packed `features` rows."""
     idx, w = neighbour_weights(config.scales, inputs, config.interpolation == "nearest")
@@ -497,6 +554,9 @@ class LatentRepresentation:
 
     def init(self, config: LatentConfig, key):
         return init_params(config, key)
+
+    def pyramid_start(self, config: LatentConfig, params, inputs, targets, geometry, gain: float):
+        return pyramid_start(config, params, inputs, targets, geometry, gain)
 
     def apply(self, config: LatentConfig, params, inputs):
         return apply(config, params, inputs)
