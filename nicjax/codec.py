@@ -260,7 +260,7 @@ def plan(signal: Signal, config: CodecConfig) -> Plan:
             raise ValueError(f"unknown latent_init {config.fit.latent_init!r}: use one of "
                              f"{', '.join(configs.LATENT_INITS)}")
         if config.fit.latent_init == "pyramid":
-            start = model.representation.pyramid_start(model.config, start, inputs, targets, signal.geometry,
+            start = model.representation.pyramid_start(model.config, start, inputs, targets,
                                                        configs.pyramid_gain(config.fit.rate_lambda))
     return Plan(model, header, reference, start, fit_config_for(signal, config, model), targets, inputs)
 

@@ -60,7 +60,7 @@ class FitConfig:
     # ricardo9 depth 9 and a dense sarah9 crop (+0.3 to +1 dB at equal rate).
     rate_model: str = "context"
     # Where the latents' training starts (codec.plan): "pyramid" (latent.pyramid_start: each level the node means of
-    # what the coarser ones leave, at PYRAMID_GAIN steps per unit colour, the network a linear read-out of them) or
+    # what the coarser ones leave, at pyramid_gain(λ) steps per unit colour, the network a linear read-out of them) or
     # "zeros" (latents at 0, the network as seeded: the codec until session 14).
     latent_init: str = "pyramid"
 
@@ -91,7 +91,7 @@ POINT_LEVEL_LAMBDA = 2e-4
 # it below POINT_LEVEL_LAMBDA; the clouds dense by density keep it (sarah9's top quarter, λ = 1e-4: 44.73 dB at 0.489
 # with it, 42.52 at 0.296 without: along its curve, no gain shown) (README, session 13).
 HARD_FRACTION = 0.2
-LATENT_INITS = ("pyramid", "zeros")
+LATENT_INITS = ("pyramid", "zeros")  # FitConfig.latent_init
 
 
 def pyramid_gain(rate_lambda: float) -> float:
@@ -99,6 +99,8 @@ def pyramid_gain(rate_lambda: float) -> float:
     quantizer of Y (weight 0.6 of D) balances D + λ·R at high rate, d(0.6·Δ²/12)/dΔ = λ·d(−log2 Δ)/dΔ, so
     Δ = sqrt(10·λ / ln 2); at most 1024 (a quarter of an 8-bit step)."""
     return min(1024.0, 1.0 / math.sqrt(10.0 * max(rate_lambda, 1e-9) / math.log(2.0)))
+
+
 LATENT_STEPS = 1000
 DENSE_STEPS = 3000
 DENSE_STEPS_LAMBDA = 2e-4

@@ -420,7 +420,7 @@ def init_params(config: LatentConfig, key):
     return params
 
 
-def pyramid_start(config: LatentConfig, params, inputs, targets, geometry, gain: float) -> dict:
+def pyramid_start(config: LatentConfig, params, inputs, targets, gain: float) -> dict:
     """A training start that already codes the signal (FitConfig.latent_init "pyramid"): coarsest level first, each
     level's latents are its nodes' mean of what the coarser levels leave (the targets' residual), times `gain` and
     rounded (the coder's integers: a step of 1/gain in colour), and the residual loses their interpolation as the
@@ -432,21 +432,22 @@ def pyramid_start(config: LatentConfig, params, inputs, targets, geometry, gain:
     used = min(channels, 3, config.out_dim)
     if config.layers and config.hidden < 2 * used:
         raise ValueError(f"a pyramid start needs a network at least {2 * used} wide")
-    idx, w = neighbour_weights(config.scales, np.asarray(inputs, np.float32))
+    inputs = np.asarray(inputs, np.float32)
+    idx, w = neighbour_weights(config.scales, inputs)
     idx, w = np.maximum(np.asarray(idx), 0), np.asarray(w, np.float64)
-    tree = octree(geometry, config.scales)
-    rel = np.asarray(geometry, np.float64) - tree.low + 0.5
+    # each point's own node per level: the one neighbour `nearest` weighs 1 (occupied, for the geometry's points)
+    near_idx, near_w = (np.asarray(a) for a in neighbour_weights(config.scales, inputs, nearest=True))
+    owner = np.take_along_axis(near_idx, near_w.argmax(axis=2)[..., None], axis=2)[..., 0]  # (N, L)
     t = np.asarray(targets, np.float64)
     mean = t.mean(axis=0)
     residual = t[:, :used] - mean[:used]
     out = dict(params)
     for level in reversed(range(levels)):
-        keys = tree.keys[level]
-        own = np.searchsorted(keys, _node_keys(rel, config.scales[level]))
-        count = np.maximum(np.bincount(own, minlength=len(keys)), 1)
-        node_mean = np.stack([np.bincount(own, residual[:, c], minlength=len(keys)) for c in range(used)], 1)
+        nodes, own = config.counts[level], owner[:, level]
+        count = np.maximum(np.bincount(own, minlength=nodes), 1)
+        node_mean = np.stack([np.bincount(own, residual[:, c], minlength=nodes) for c in range(used)], 1)
         q = np.round(node_mean / count[:, None] * gain)
-        values = np.zeros((channels, len(keys)), np.float32)
+        values = np.zeros((channels, nodes), np.float32)
         values[:used] = q.T
         out[latent_name(level)] = jnp.asarray(values)
         residual -= np.einsum("nk,nkc->nc", w[:, level], q[idx[:, level]] / gain)
@@ -555,8 +556,8 @@ class LatentRepresentation:
     def init(self, config: LatentConfig, key):
         return init_params(config, key)
 
-    def pyramid_start(self, config: LatentConfig, params, inputs, targets, geometry, gain: float):
-        return pyramid_start(config, params, inputs, targets, geometry, gain)
+    def pyramid_start(self, config: LatentConfig, params, inputs, targets, gain: float):
+        return pyramid_start(config, params, inputs, targets, gain)
 
     def apply(self, config: LatentConfig, params, inputs):
         return apply(config, params, inputs)
