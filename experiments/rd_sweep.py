@@ -77,6 +77,9 @@ LATENT_VARIANTS = {
     # the training length before the dense-cloud steps rule (session 11): 1000 steps on every cloud
     "steps1000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=1000)),
     "steps3000": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, steps=3000)),
+    # the rate model's scales at the network's Adam rate, as until session 15 (FitConfig.rate_model_learning_rate)
+    "rate_lr1x": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit,
+                                                                          rate_model_learning_rate=c.fit.learning_rate)),
     # the training start until session 14: latents at 0, the network as seeded (FitConfig.latent_init)
     "zeros_init": lambda c: dataclasses.replace(c, fit=dataclasses.replace(c.fit, latent_init="zeros")),
     # The cumulative ablation (README, session 13): each adds one part, up to the codec as shipped ("").

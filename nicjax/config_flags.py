@@ -46,6 +46,8 @@ def _definitions():
         "latent_lr": lambda: flags.DEFINE_float("latent_lr", None, "Representations with latents: Adam's rate for "
                                                 "the latents (the network keeps --lr; latent preset: by rule, 0.1 on dense clouds, whose levels start at "
                                                 "2^0, else --lr)."),
+        "rate_lr": lambda: flags.DEFINE_float("rate_lr", None, "Representations with latents: Adam's rate for the "
+                                              "rate model's scales (latent preset: by rule, 10 times --lr)."),
         "latent_channels": lambda: flags.DEFINE_integer("latent_channels", None, "Latent values per octree node "
                                                         "and level (latent preset: by rule, 3 on dense clouds, whose levels start "
                                                         "at 2^0, else 1)."),
@@ -125,7 +127,7 @@ def codec_config(defaults: configs.CodecConfig | None = None) -> configs.CodecCo
                                 model=representations.by_name(representation).default_config)
     if representation == "latent":
         return _latent_config(d)
-    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr", "rate_model",
+    for name in ("latent_channels", "latent_width", "latent_noise", "latent_lr", "rate_lr", "rate_model",
                  "latent_init"):
         if _value(name, None) is not None:
             raise ValueError(f"--{name} is a setting of --representation latent")
@@ -153,6 +155,7 @@ def _fit_config(f: configs.FitConfig) -> configs.FitConfig:
         delta_l1=_value("delta_l1", f.delta_l1), rate_lambda=_value("lambda", f.rate_lambda),
         latent_noise=_value("latent_noise", None) or f.latent_noise,
         latent_learning_rate=_value("latent_lr", None) or f.latent_learning_rate,
+        rate_model_learning_rate=_value("rate_lr", None) or f.rate_model_learning_rate,
         rate_model=_value("rate_model", None) or f.rate_model,
         latent_init=_value("latent_init", None) or f.latent_init)
 

@@ -53,6 +53,9 @@ class FitConfig:
     # Adam's rate for the latents (the network keeps learning_rate; the same schedule scales both); 0: by rule,
     # DENSE_LATENT_LR where the latent levels start at 2^0 (dense clouds: latent.is_dense), else learning_rate.
     latent_learning_rate: float = 0.0
+    # Adam's rate for the rate model's scales (the Laplace per latent tensor, channel and context); 0: by rule,
+    # RATE_MODEL_GAIN times learning_rate (the network's)
+    rate_model_learning_rate: float = 0.0
     # The rate R that training sees: "context" (a zero-mean Laplace per latent tensor, channel and coder context,
     # the context from each node's decoded same-level neighbours as the context-coded file codes it:
     # fit.context_rate_bits) or "factorised" (a Laplace per tensor and channel; files without context coding train
@@ -100,6 +103,13 @@ def pyramid_gain(rate_lambda: float) -> float:
     Δ = sqrt(10·λ / ln 2); at most 1024 (a quarter of an 8-bit step)."""
     return min(1024.0, 1.0 / math.sqrt(10.0 * max(rate_lambda, 1e-9) / math.log(2.0)))
 
+
+# The rate model's scales learn at RATE_MODEL_GAIN times the network's Adam rate (FitConfig.rate_model_learning_rate
+# 0). At the network's rate (until session 16) a scale moves by at most ~0.01 in log per step, and the scales lag
+# the latents by hundreds of steps: on sarah9's top quarter at λ = 3e-4 the training's estimate was 1.07 bpp after
+# 300 steps where the file had 0.26. Tracking faster, the training's λ·R is the rate the latents have now
+# (README, session 16).
+RATE_MODEL_GAIN = 10.0
 
 LATENT_STEPS = 1000
 DENSE_STEPS = 3000
@@ -154,8 +164,10 @@ IMAGE = CodecConfig(model=siren.SirenConfig(width=48, depth=5),
 # cloud tried, 0.4-3.4 dB less Y-PSNR at a higher rate: README).
 # The network levels a latent file is coded at, the least D + λ·R kept: 64 levels cost 1.5-1.7 dB at small λ on
 # longdress l1 (λ = 3e-5: 39.93 dB at 6.232 bpp; 256 levels 41.64 at 6.321), while 32 levels win at λ = 3e-3 (README,
-# session 14). Coding at six levels adds a few entropy-coder passes to a training of minutes.
-LATENT_LEVEL_CHOICES = (32, 64, 128, 256, 512, 1024)
+# session 14). Since session 16 up to the coder's 4096: since the pyramid start the search kept its top, 1024, on
+# most files at λ <= 3e-4 (e.g. l1 at 1e-5: 45.19 dB at 512 levels, 45.52 at 1024 for 0.4% more bits). Coding at
+# eight levels adds a few entropy-coder passes to a training of minutes.
+LATENT_LEVEL_CHOICES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 LATENT = CodecConfig(representation="latent", model=latent.LatentConfig(),
                      fit=FitConfig(steps=0, learning_rate=1e-2, batch_size=1 << 21, rate_lambda=2e-3,
                                    latent_noise="noise"),

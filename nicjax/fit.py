@@ -253,8 +253,8 @@ CONTEXT_REFRESH = 50
 
 
 @functools.partial(jax.jit, static_argnames=("model", "tx", "weights", "latent_names", "batch_size", "phase"))
-def _rd_chunk(state, opt_state, kinds, step_keys, step_ids, inputs, targets, lam, latent_gain, neighbours, *, model,
-              tx, weights, latent_names, batch_size, phase):
+def _rd_chunk(state, opt_state, kinds, step_keys, step_ids, inputs, targets, lam, latent_gain, rate_gain, neighbours, *,
+              model, tx, weights, latent_names, batch_size, phase):
     n = inputs.shape[0]
 
     def loss_fn(s, kinds, key, x, y):
@@ -293,6 +293,9 @@ def _rd_chunk(state, opt_state, kinds, step_keys, step_ids, inputs, targets, lam
         # the latents' learning rate is latent_gain times the network's (Adam's step is the rate, whatever the
         # gradient's scale: scaling the update is scaling the rate)
         updates["params"] = {k: v * latent_gain if k in latent_names else v for k, v in updates["params"].items()}
+        # the rate model's scales (every state entry but the params) learn at rate_gain times the network's rate
+        updates = {k: v if k == "params" else jax.tree_util.tree_map(lambda u: u * rate_gain, v)
+                   for k, v in updates.items()}
         return (optax.apply_updates(s, updates), o, kinds), (per_channel, bits)
 
     (state, opt_state, kinds), (per_channel, bits) = jax.lax.scan(step, (state, opt_state, kinds),
@@ -373,6 +376,7 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
     base = jax.random.key(config.seed)
     switch = int(round(config.steps * (1.0 - hard_fraction)))
     gain = (config.latent_learning_rate or config.learning_rate) / config.learning_rate
+    rate_gain = (config.rate_model_learning_rate or config.learning_rate) / config.learning_rate
     bar = _progress(config.steps, "fit (D+λR)", progress)
     history, done, t0 = [], 0, time.perf_counter()
     try:
@@ -383,7 +387,7 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(done, done + k))
             state, opt_state, kinds, per_channel, bits = _rd_chunk(
                 state, opt_state, kinds, keys, jnp.arange(done, done + k, dtype=jnp.int32), inputs, targets,
-                jnp.float32(lam), jnp.float32(gain), neighbours, model=model, tx=tx,
+                jnp.float32(lam), jnp.float32(gain), jnp.float32(rate_gain), neighbours, model=model, tx=tx,
                 weights=weights, latent_names=latent_names, batch_size=batch, phase=phase)
             per_channel, bits = np.asarray(per_channel), np.asarray(bits)
             history.append(np.concatenate([per_channel, bits[:, None] / n], axis=1))

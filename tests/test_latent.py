@@ -412,6 +412,32 @@ def test_the_latents_own_learning_rate(cloud):
     assert np.abs(np.asarray(runs[1.0][latent.latent_name(0)])).max() == 1
 
 
+def test_the_rate_models_own_learning_rate(cloud):
+    """rate_model_learning_rate scales the rate model's Adam steps only: by rule RATE_MODEL_GAIN times the
+    network's rate; after one step every scale that had a gradient has moved by that rate (Adam's first step),
+    and the network and the latents are the same whatever the rate model's rate."""
+    from nicjax import fit
+
+    signal = codec.cloud_signal(cloud)
+    p = codec.plan(signal, quick(steps=1))
+    assert p.fit.rate_model_learning_rate == pytest.approx(configs.RATE_MODEL_GAIN * p.fit.learning_rate)
+    neighbours = p.model.representation.rate_neighbours(p.model.config, signal.geometry)
+    runs = {}
+    for rate_lr in (p.fit.learning_rate, p.fit.rate_model_learning_rate):
+        fc = dataclasses.replace(p.fit, steps=1, rate_model_learning_rate=rate_lr)
+        runs[rate_lr] = fit.fit_rate_distortion(p.model, p.start, p.inputs, p.targets, fc, 1e-3, hard_fraction=0.0,
+                                                progress=False, neighbours=neighbours)
+    (slow, slow_history), (fast, fast_history) = runs.values()
+    for name in slow:
+        for a, b in zip(jax.tree_util.tree_leaves(slow[name]), jax.tree_util.tree_leaves(fast[name])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for name, scales in slow_history["rate_model"]["log_scales"].items():
+        moved_slow = np.abs(np.asarray(scales))
+        moved_fast = np.abs(np.asarray(fast_history["rate_model"]["log_scales"][name]))
+        assert moved_slow.max() == pytest.approx(p.fit.learning_rate, rel=1e-2)  # Adam: lr·g/(|g| + eps)
+        np.testing.assert_allclose(moved_fast, configs.RATE_MODEL_GAIN * moved_slow, rtol=1e-3)
+
+
 def test_the_context_rate_model_sees_the_coders_contexts(cloud):
     """Training's context rate model (fit.context_rate_bits) reads each node's context from the same neighbours
     and with the same integer arithmetic as the coder (latent.context_kinds on the decoded classes before the
