@@ -182,9 +182,12 @@ def sweep_latent(name, signal, writer: common.RowWriter):
     """One latent file per λ (the latent preset; --lr, --batch, --seed if given), coded at each --latent_levels."""
     levels = common.int_list(FLAGS.latent_levels, "latent_levels", 2)
     base = config_flags.codec_config(configs.LATENT)
-    model = base.model
     for lam in map(float, FLAGS.lambdas):
-        def key(s: common.Setting) -> dict:
+        config = LATENT_VARIANTS[FLAGS.latent_variant](
+            dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam)))
+        model = codec.architecture(config, signal)[0].config  # the network by rule (latent.NETWORKS)
+
+        def key(s: common.Setting, model=model) -> dict:
             return dict(cloud=name, codec="latent", width=model.hidden, depth=model.layers,
                         lr=f"{base.fit.learning_rate:g}", iterations=s.iterations, levels=s.levels, qat_steps=0,
                         variant=FLAGS.latent_variant, **{"lambda": f"{lam:g}"})
@@ -192,8 +195,6 @@ def sweep_latent(name, signal, writer: common.RowWriter):
         def fields(p: common.Point) -> dict:
             return measured_fields(p.bytes, p.bpp, p.psnr, p.encode_s, p.decode_s)
 
-        config = LATENT_VARIANTS[FLAGS.latent_variant](
-            dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam)))
         steps = FLAGS.latent_steps or codec.fit_config_for(signal, config,
                                                            codec.architecture(config, signal)[0]).steps
         common.sweep(signal, config, writer, key, fields, iterations=[steps], levels=levels,

@@ -44,6 +44,15 @@ MAX_LEVELS = 12
 # average), 1 elsewhere: on sarah9 and ricardo9 (depth 9) 3 channels gave 2.5-4 dB more at the same rate, on longdress
 # l1/l3 they lost (README, session 7-8)
 DENSE_CHANNELS = 3
+# The synthesis network (width, hidden layers), by rule from the point count: the largest of these with at least
+# POINTS_PER_NETWORK_PARAMETER points per network parameter, else the last. The network's weights cost ~10 bits each
+# at the levels the search keeps at small λ, so this holds them to ~0.02 bpp: a 16x2 network on sarah9's 27 features
+# (771 parameters) was ~20% of its file at λ = 1e-3, and 8x2 coded it in 12% fewer bits at +0.14 dB; on longdress l1
+# (16,772 points) 6x1 took 3-13% fewer bits than 16x2 at equal PSNR over λ = 3e-3 … 1e-5; on l3 (254,328 points, 451
+# parameters at 16x2) 6x1 lost 0.27 dB at equal rate (README, session 16). 6 is the narrowest network that holds the
+# pyramid start's read-out of Y, Cb and Cr (a GELU pair each).
+NETWORKS = ((16, 2), (8, 2), (6, 1))
+POINTS_PER_NETWORK_PARAMETER = 500
 MAX_CHANNELS = 8
 MAX_HIDDEN = 256
 MAX_LAYERS = 8
@@ -59,8 +68,8 @@ class LatentConfig:
     out_dim: int = 3
     scales: tuple = ()  # () until for_geometry: then by rule from the geometry (default_scales)
     channels: int = 0  # 0 until for_geometry: then by rule (DENSE_CHANNELS on dense clouds, else 1)
-    hidden: int = 16
-    layers: int = 2  # hidden GELU layers; a linear output layer follows
+    hidden: int = 0  # 0 until for_geometry: then, with layers, by rule from the point count (NETWORKS)
+    layers: int = 2  # hidden GELU layers; a linear output layer follows (by rule too where hidden is 0)
     counts: tuple = ()
     # "trilinear" over the occupied neighbours, or "nearest": a point reads its own node's latent only (the
     # baseline the interpolation is measured against)
@@ -79,9 +88,12 @@ class LatentConfig:
         """The synthesis network's layer sizes, features to outputs."""
         return [self.feature_dim] + [self.hidden] * self.layers + [self.out_dim]
 
-    def num_params(self) -> int:
+    def network_params(self) -> int:
         d = self.dims
-        return sum(self.counts) * self.channels + sum(a * b + b for a, b in zip(d[:-1], d[1:]))
+        return sum(a * b + b for a, b in zip(d[:-1], d[1:]))
+
+    def num_params(self) -> int:
+        return sum(self.counts) * self.channels + self.network_params()
 
     def macs_per_point(self) -> int:
         """Multiply-adds of the synthesis network, plus the interpolation (8 per feature value)."""
@@ -116,8 +128,9 @@ def check_config(config: LatentConfig, signal: container.SignalInfo | None = Non
     if not (1 <= len(s) <= MAX_LEVELS and all(b == a + 1 for a, b in zip(s[:-1], s[1:])) and 0 <= s[0]
             and s[-1] <= 24):
         raise ValueError(f"latent scales {s} cannot be stored (1 to {MAX_LEVELS} consecutive levels in 0..24)")
-    if config.channels == 0:
-        raise ValueError("latent channels 0 (by rule) are set by for_geometry, which this configuration skipped")
+    if config.channels == 0 or config.hidden == 0:
+        raise ValueError("latent channels or width 0 (by rule) are set by for_geometry, which this configuration "
+                         "skipped")
     if not (1 <= config.channels <= MAX_CHANNELS and 1 <= config.hidden <= MAX_HIDDEN
             and 0 <= config.layers <= MAX_LAYERS):
         raise ValueError(f"a latent network of {config.channels} channels, {config.layers}x{config.hidden} cannot be "
@@ -222,12 +235,19 @@ def is_dense(config: LatentConfig) -> bool:
 
 
 def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool = False) -> LatentConfig:
-    """The configuration with the node counts of this geometry (and, unless given, the levels and channels by
-    rule; `point_level`: see default_scales)."""
+    """The configuration with the node counts of this geometry (and, unless given, the levels, channels and network
+    by rule; `point_level`: see default_scales)."""
     scales = tuple(config.scales) or default_scales(geometry, point_level)
     tree = octree(geometry, scales)
     config = dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
-    return dataclasses.replace(config, channels=config.channels or (DENSE_CHANNELS if is_dense(config) else 1))
+    config = dataclasses.replace(config, channels=config.channels or (DENSE_CHANNELS if is_dense(config) else 1))
+    if config.hidden == 0:
+        for hidden, layers in NETWORKS:
+            by_rule = dataclasses.replace(config, hidden=hidden, layers=layers)
+            if by_rule.network_params() * POINTS_PER_NETWORK_PARAMETER <= len(geometry):
+                break
+        config = by_rule
+    return config
 
 
 def features(tree: Octree, points: np.ndarray) -> np.ndarray:
