@@ -201,4 +201,4 @@ def check(config: configs.CodecConfig) -> None:
 
         m = config.model
         latent.check_config(dataclasses.replace(m, scales=m.scales or (1,), counts=(1,) * max(len(m.scales), 1),
-                                                channels=m.channels or 1))
+                                                channels=m.channels or 1, hidden=m.hidden or latent.NETWORKS[0][0]))

@@ -42,6 +42,32 @@ def test_levels_by_rule_from_density():
     assert latent.default_scales(cube(64, spacing=4)) == (2, 3, 4, 5)
 
 
+def test_the_network_by_rule_from_the_point_count():
+    """The largest of latent.NETWORKS with at least POINTS_PER_NETWORK_PARAMETER points per network parameter,
+    else the smallest; a width that is set is kept (with the layers given)."""
+    def network(n_points, **given):
+        xyz = np.random.default_rng(0).permutation(cube(64))[:n_points]  # sparse at small n: levels from 2^1 or up
+        config = latent.for_geometry(latent.LatentConfig(**given), xyz)
+        return config, (config.hidden, config.layers)
+
+    small, tiny = network(3000)
+    assert tiny == latent.NETWORKS[-1]  # 3000 points cannot pay for any of them
+    large, widest = network(250_000, channels=1)  # 6 levels x 1 channel: 16x2 has 435 parameters
+    assert widest == latent.NETWORKS[0]
+    assert large.network_params() * latent.POINTS_PER_NETWORK_PARAMETER <= 250_000
+    for n in (20_000, 60_000, 120_000):  # each the largest that fits: the next larger one does not
+        config, chosen = network(n)
+        i = latent.NETWORKS.index(chosen)
+        if i < len(latent.NETWORKS) - 1:
+            assert config.network_params() * latent.POINTS_PER_NETWORK_PARAMETER <= n
+        if i > 0:
+            larger = dataclasses.replace(config, hidden=latent.NETWORKS[i - 1][0], layers=latent.NETWORKS[i - 1][1])
+            assert larger.network_params() * latent.POINTS_PER_NETWORK_PARAMETER > n
+    assert network(3000, hidden=16)[1] == (16, 2)  # set: kept
+    with pytest.raises(ValueError, match="width 0"):
+        latent.check_config(dataclasses.replace(small, hidden=0))
+
+
 def test_dense_clouds_get_three_channels_faster_latents_and_more_steps_by_rule():
     """Levels from 2^0 (dense) → DENSE_CHANNELS channels, the latents at DENSE_LATENT_LR, DENSE_STEPS steps at λ
     below DENSE_STEPS_LAMBDA; else 1 channel at the network's rate, LATENT_STEPS steps. Set values are kept."""
@@ -357,7 +383,7 @@ def test_latents_refuse_images_and_init_artefacts(cloud):
 
 def test_the_seeded_reference_of_latents_is_zero():
     """The decoder regenerates the reference from the seed: latents start at zero, so they code as themselves."""
-    config = latent.LatentConfig(scales=(1, 2), counts=(10, 3), channels=1)
+    config = latent.LatentConfig(scales=(1, 2), counts=(10, 3), channels=1, hidden=16)
     params = latent.LATENT.init(config, jax.random.key(0))
     assert not np.asarray(params[latent.latent_name(0)]).any()
 
