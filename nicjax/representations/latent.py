@@ -46,10 +46,10 @@ MAX_LEVELS = 12
 DENSE_CHANNELS = 3
 # The synthesis network (width, hidden layers), by rule from the point count: the largest of these with at least
 # POINTS_PER_NETWORK_PARAMETER points per network parameter, else the last. The network's weights cost ~10 bits each
-# at the levels the search keeps at small λ, so this holds them to ~0.02 bpp: a 16x2 network on sarah9's 27 features
-# (771 parameters) was ~20% of its file at λ = 1e-3, and 8x2 coded it in 12% fewer bits at +0.14 dB; on longdress l1
-# (16,772 points) 6x1 took 3-13% fewer bits than 16x2 at equal PSNR over λ = 3e-3 … 1e-5; on l3 (254,328 points, 451
-# parameters at 16x2) 6x1 lost 0.27 dB at equal rate (README, session 16). 6 is the narrowest network that holds the
+# at the levels the search keeps at small λ, so this holds them to ~0.02 bpp: a 16x2 network on sarah9's 24 features
+# (723 parameters) was ~20% of its file at λ = 1e-3, and 8x2 coded it in 12% fewer bits at +0.14 dB; on longdress l1
+# (16,772 points) 6x1 took 3-13% fewer bits than 16x2 at about equal PSNR over λ = 3e-3 … 1e-5; on l3 (254,328 points,
+# 451 parameters at 16x2) 6x1 lost 0.17 dB at equal rate (README, session 16). 6 is the narrowest network that holds the
 # pyramid start's read-out of Y, Cb and Cr (a GELU pair each).
 NETWORKS = ((16, 2), (8, 2), (6, 1))
 POINTS_PER_NETWORK_PARAMETER = 500
