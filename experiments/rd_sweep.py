@@ -185,18 +185,17 @@ def sweep_latent(name, signal, writer: common.RowWriter):
     for lam in map(float, FLAGS.lambdas):
         config = LATENT_VARIANTS[FLAGS.latent_variant](
             dataclasses.replace(base, fit=dataclasses.replace(base.fit, rate_lambda=lam)))
-        model = codec.architecture(config, signal)[0].config  # the network by rule (latent.NETWORKS)
+        model = codec.architecture(config, signal)[0]  # the network by rule (latent.NETWORKS)
 
-        def key(s: common.Setting, model=model) -> dict:
-            return dict(cloud=name, codec="latent", width=model.hidden, depth=model.layers,
+        def key(s: common.Setting) -> dict:
+            return dict(cloud=name, codec="latent", width=model.config.hidden, depth=model.config.layers,
                         lr=f"{base.fit.learning_rate:g}", iterations=s.iterations, levels=s.levels, qat_steps=0,
                         variant=FLAGS.latent_variant, **{"lambda": f"{lam:g}"})
 
         def fields(p: common.Point) -> dict:
             return measured_fields(p.bytes, p.bpp, p.psnr, p.encode_s, p.decode_s)
 
-        steps = FLAGS.latent_steps or codec.fit_config_for(signal, config,
-                                                           codec.architecture(config, signal)[0]).steps
+        steps = FLAGS.latent_steps or codec.fit_config_for(signal, config, model).steps
         common.sweep(signal, config, writer, key, fields, iterations=[steps], levels=levels,
                      progress=FLAGS.progress, label=f"{name}: latent λ={lam:g}, {steps} steps"
                      + (f", variant {FLAGS.latent_variant}" if FLAGS.latent_variant else ""))
