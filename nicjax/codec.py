@@ -90,9 +90,11 @@ def architecture(config: CodecConfig, signal: Signal) -> tuple[Model, inits.Init
     if hasattr(rep, "for_geometry"):  # built on the geometry: latents on its octree
         if signal.geometry is None or signal.info.kind != container.SIGNAL_POINTCLOUD:
             raise NicError(f"the {rep.name} representation codes point clouds only")
-        # by rule at small λ (configs.POINT_LEVEL_LAMBDA): latent levels from 2^0, whatever the density
+        # by rule at small λ (configs.POINT_LEVEL_LAMBDA): latent levels from 2^0, whatever the density; the
+        # network by the point count and λ
         model_config = rep.for_geometry(model_config, signal.geometry,
-                                        point_level=config.fit.rate_lambda < configs.POINT_LEVEL_LAMBDA)
+                                        point_level=config.fit.rate_lambda < configs.POINT_LEVEL_LAMBDA,
+                                        rate_lambda=config.fit.rate_lambda)
     return Model(rep, model_config), init
 
 
@@ -292,16 +294,25 @@ def code(signal: Signal, p: Plan, params, levels: int, *, keep_better: bool = Tr
     if has_latents(p.model):
         if level_choices:
             return least_cost_file(signal, p, params, level_choices)[0]
-        return write(p.header, params, p.reference, levels, geometry=signal.geometry)
+        return write(p.header, pruned(p, params), p.reference, levels, geometry=signal.geometry)
     params, steps = fitting.quantization_aware(p.model, params, p.reference, levels, p.inputs, p.targets, p.fit,
                                                progress=progress, keep_better=keep_better)
     return write(p.header, params, p.reference, levels, steps)
 
 
+def pruned(p: Plan, params):
+    """What the encoder codes of trained params: the representation's `prune` (weights that change no output set to
+    their reference, e.g. latent.prune_dead_inputs), where it has one."""
+    rep = p.model.representation
+    return rep.prune(p.model.config, params, p.reference) if hasattr(rep, "prune") else params
+
+
 def least_cost_file(signal: Signal, p: Plan, params, level_choices) -> tuple[bytes, int]:
     """(bytes, levels): the file of least D + λ·R (p.fit.rate_lambda) among the network coded at each of
-    `level_choices`. D is the weighted MSE of what the decoder's network gives (the dequantized weights), R the
-    file's bits per point: the training's objective, on the file itself. Ties go to the fewer levels."""
+    `level_choices` (params `pruned` first). D is the weighted MSE of what the decoder's network gives (the
+    dequantized weights), R the file's bits per point: the training's objective, on the file itself. Ties go to the
+    fewer levels."""
+    params = pruned(p, params)
     best = None
     for levels in sorted(level_choices):
         tensors = quant.quantize(params, p.reference, levels, specs=p.model.tensors())

@@ -43,8 +43,8 @@ def test_levels_by_rule_from_density():
 
 
 def test_the_network_by_rule_from_the_point_count():
-    """The largest of latent.NETWORKS with at least POINTS_PER_NETWORK_PARAMETER points per network parameter,
-    else the smallest; a width that is set is kept (with the layers given)."""
+    """The largest of latent.NETWORKS with at least POINTS_PER_NETWORK_PARAMETER points per network parameter (times
+    λ / NETWORK_LAMBDA above that λ), else the smallest; a width that is set is kept (with the layers given)."""
     def network(n_points, **given):
         xyz = np.random.default_rng(0).permutation(cube(64))[:n_points]  # sparse at small n: levels from 2^1 or up
         config = latent.for_geometry(latent.LatentConfig(**given), xyz)
@@ -64,6 +64,14 @@ def test_the_network_by_rule_from_the_point_count():
             larger = dataclasses.replace(config, hidden=latent.NETWORKS[i - 1][0], layers=latent.NETWORKS[i - 1][1])
             assert larger.network_params() * latent.POINTS_PER_NETWORK_PARAMETER > n
     assert network(3000, hidden=16)[1] == (16, 2)  # set: kept
+    # λ above NETWORK_LAMBDA asks for λ / NETWORK_LAMBDA times the points per parameter; at or below it, nothing changes
+    xyz = np.random.default_rng(0).permutation(cube(64))[:250_000]
+    by_lambda = lambda lam: latent.for_geometry(latent.LatentConfig(channels=1), xyz, rate_lambda=lam)  # noqa: E731
+    assert by_lambda(latent.NETWORK_LAMBDA) == large
+    assert latent.points_per_network_parameter(10 * latent.NETWORK_LAMBDA) == 10 * latent.POINTS_PER_NETWORK_PARAMETER
+    smaller = by_lambda(2 * latent.NETWORK_LAMBDA)  # 16x2 (435 parameters) needs 435,000 points at 2x
+    assert (smaller.hidden, smaller.layers) == latent.NETWORKS[1]
+    assert (by_lambda(1.0).hidden, by_lambda(1.0).layers) == latent.NETWORKS[-1]
     with pytest.raises(ValueError, match="width 0"):
         latent.check_config(dataclasses.replace(small, hidden=0))
 
@@ -153,6 +161,37 @@ def test_the_network_is_coded_at_the_levels_of_least_rate_distortion_cost(cloud)
     assert codec.least_cost_file(signal, p, params, config.level_choices) == (files[best], best)
     assert codec.code(signal, p, params, 64, level_choices=config.level_choices) == files[best]
     assert codec.code(signal, p, params, 64) == files[64]
+
+
+def test_weights_of_dead_features_are_coded_as_their_reference(cloud):
+    """The first layer's rows that read a level's channel whose latents are all zero are set to the reference before
+    coding: the decoded colours stay what they were (at any point), the file gets no larger, and rows of live
+    features are untouched."""
+    config = quick(steps=60, channels=2)
+    signal = codec.cloud_signal(cloud, config)
+    p = codec.plan(signal, config)
+    params, _ = codec.train(signal, p, progress=False)
+    cfg = p.model.config
+    params = dict(params)
+    dead_level = len(cfg.scales) - 1  # a dead channel and a live one in the same level; the other level stays live
+    lat = np.array(params[latent.latent_name(dead_level)])
+    lat[0] = 0.0
+    lat[1, 0] = 3.0
+    params[latent.latent_name(dead_level)] = lat
+    out = codec.pruned(p, params)
+    kernel, ref = (np.asarray(x[latent.layer_name(0)]["kernel"]) for x in (out, p.reference))
+    before = np.asarray(params[latent.layer_name(0)]["kernel"])
+    dead_row = dead_level * cfg.channels
+    np.testing.assert_array_equal(kernel[dead_row], ref[dead_row])
+    assert not np.array_equal(before[dead_row], ref[dead_row])  # the test changes something
+    live = [r for r in range(kernel.shape[0]) if r != dead_row and
+            np.any(np.asarray(params[latent.latent_name(r // cfg.channels)])[r % cfg.channels])]
+    np.testing.assert_array_equal(kernel[live], before[live])
+    points = np.concatenate([signal.geometry, signal.geometry[:50] + 0.3])
+    inputs = codec.network_inputs(p.model, signal.geometry, points)
+    np.testing.assert_allclose(p.model.evaluate(out, inputs), p.model.evaluate(params, inputs), atol=1e-6)
+    assert len(codec.code(signal, p, params, 64)) <= len(codec.write(p.header, params, p.reference, 64,
+                                                                      geometry=signal.geometry))
 
 
 def test_features_are_trilinear_over_occupied_nodes():

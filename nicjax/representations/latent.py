@@ -53,6 +53,12 @@ DENSE_CHANNELS = 3
 # pyramid start's read-out of Y, Cb and Cr (a GELU pair each).
 NETWORKS = ((16, 2), (8, 2), (6, 1))
 POINTS_PER_NETWORK_PARAMETER = 500
+# ... and above NETWORK_LAMBDA that many times λ / NETWORK_LAMBDA: the network's bits are a fixed cost while the
+# latents' fall as λ grows (sarah9 at λ = 1e-2, 8x2: the network 16% of the file). On sarah9 (906 points per parameter
+# at 8x2), 6x1 against 8x2: λ = 1e-3 0.1261 bpp 36.65 dB against 0.1275 37.21 (8x2 better); 3e-3 0.0667 34.97 against
+# 0.0730 35.32 (about even); 1e-2 0.0419 32.45 against 0.0442 32.33; 3e-2 0.0248 30.18 against 0.0258 29.44 (6x1
+# better). The constant lies between those λ (README, session 17); below it the rule is the point count's alone.
+NETWORK_LAMBDA = 3e-3
 MAX_CHANNELS = 8
 MAX_HIDDEN = 256
 MAX_LAYERS = 8
@@ -234,9 +240,16 @@ def is_dense(config: LatentConfig) -> bool:
     return config.scales[0] == 0
 
 
-def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool = False) -> LatentConfig:
+def points_per_network_parameter(rate_lambda: float = 0.0) -> float:
+    """The fewest points per network parameter the rule (NETWORKS) lets a network have at this λ."""
+    return POINTS_PER_NETWORK_PARAMETER * max(1.0, rate_lambda / NETWORK_LAMBDA)
+
+
+def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool = False,
+                 rate_lambda: float = 0.0) -> LatentConfig:
     """The configuration with the node counts of this geometry (and, unless given, the levels, channels and network
-    by rule; `point_level`: see default_scales)."""
+    by rule; `point_level`: see default_scales; `rate_lambda`: the λ it will be trained at, which the network's rule
+    reads, `points_per_network_parameter`)."""
     scales = tuple(config.scales) or default_scales(geometry, point_level)
     tree = octree(geometry, scales)
     config = dataclasses.replace(config, scales=scales, counts=tuple(len(k) for k in tree.keys))
@@ -244,7 +257,7 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool =
     if config.hidden == 0:
         for hidden, layers in NETWORKS:
             by_rule = dataclasses.replace(config, hidden=hidden, layers=layers)
-            if by_rule.network_params() * POINTS_PER_NETWORK_PARAMETER <= len(geometry):
+            if by_rule.network_params() * points_per_network_parameter(rate_lambda) <= len(geometry):
                 break
         config = by_rule
     return config
@@ -522,6 +535,26 @@ def apply(config: LatentConfig, params, inputs):
     return synthesis(config, params, gather(config, params, inputs))
 
 
+def prune_dead_inputs(config: LatentConfig, params, reference) -> dict:
+    """The first layer's kernel rows of the features whose latents are all zero set to their reference: they multiply
+    a feature that is 0 at every point (any point, off the geometry too), so the output does not change, and the file
+    codes zeros where it coded trained values (the rows still set the layer's quantization step otherwise). At large
+    λ whole fine levels of dense clouds come out zero: sarah9 at λ = 1e-2 has 6 of its 24 features dead, 48 of the
+    first layer's 192 weights (README, session 17)."""
+    params = dict(params)
+    first = layer_name(0)
+    kernel = np.array(params[first]["kernel"], np.float32)
+    ref_kernel = np.asarray(reference[first]["kernel"], np.float32)
+    for level in range(len(config.scales)):
+        latents = np.asarray(params[latent_name(level)])
+        for c in range(config.channels):
+            if not np.any(latents[c]):
+                row = level * config.channels + c
+                kernel[row] = ref_kernel[row]
+    params[first] = {**params[first], "kernel": jnp.asarray(kernel)}
+    return params
+
+
 class LatentRepresentation:
     """Latents on the octree, read by a tiny network."""
 
@@ -532,8 +565,9 @@ class LatentRepresentation:
     def with_io(self, config: LatentConfig, in_dim: int, out_dim: int) -> LatentConfig:
         return dataclasses.replace(config, in_dim=in_dim, out_dim=out_dim)
 
-    def for_geometry(self, config: LatentConfig, geometry, point_level: bool = False) -> LatentConfig:
-        return for_geometry(config, geometry, point_level)
+    def for_geometry(self, config: LatentConfig, geometry, point_level: bool = False,
+                     rate_lambda: float = 0.0) -> LatentConfig:
+        return for_geometry(config, geometry, point_level, rate_lambda)
 
     def inputs(self, config: LatentConfig, geometry, points=None) -> np.ndarray:
         """What `apply` reads for `points` (default: the geometry's own points). The geometry's octree must have
@@ -581,6 +615,10 @@ class LatentRepresentation:
 
     def apply(self, config: LatentConfig, params, inputs):
         return apply(config, params, inputs)
+
+    def prune(self, config: LatentConfig, params, reference):
+        """`prune_dead_inputs`: what the encoder codes (codec.code), the output unchanged."""
+        return prune_dead_inputs(config, params, reference)
 
     def rows_per_piece(self, config: LatentConfig) -> int | None:
         return None  # the gathers dominate, not the matmuls
