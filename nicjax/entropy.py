@@ -95,6 +95,13 @@ def max_values(payload_bytes: int) -> int:
     return int(MAX_VALUES_PER_BIT * (8 * payload_bytes + _SHORT_BITS))
 
 
+def present(values: np.ndarray) -> np.ndarray:
+    """The distinct values of small non-negative integers (categories, coder kinds), ascending: np.unique's result,
+    from a count. numpy 2.4's np.unique hashes, which is ~50x slower than sorting on the arrays coded here (0.41 s
+    on sarah9's 271k node keys against 0.001 s sorted); a count is faster still on small ranges."""
+    return np.flatnonzero(np.bincount(values)) if values.size else np.zeros(0, np.int64)
+
+
 def _block_lengths(sizes: Sequence[int], unit: int, before: Sequence[int] | None = None):
     """Block lengths (in values) for a kind's arrays of these sizes: blocks never straddle two arrays (a new
     tensor's statistics are learnt from its own first values soon), and within an array they grow with what the
@@ -259,7 +266,7 @@ def _plan_kind(seq: np.ndarray, mode: int, sizes: Sequence[int] | None = None, m
             gmax = np.maximum.reduceat(c, np.arange(0, b, _GROUP))
             plan.add(gmax, ctx.group)
             within = np.repeat(gmax, _GROUP)[:b]
-            for m in np.unique(gmax[gmax > 0]).tolist():
+            for m in present(gmax[gmax > 0]).tolist():
                 plan.add(c[within == m], ctx.category_in[m])
         else:
             plan.add(c, ctx.category)
@@ -433,7 +440,7 @@ def _decode_array(dec: _Decoder, ctx: _Contexts, mode: int, n: int, before: int 
             gmax = dec.decode((b + _GROUP - 1) // _GROUP, ctx.group)
             within = np.repeat(gmax, _GROUP)[:b]
             c = np.zeros(b, dtype=np.int64)
-            for m in np.unique(gmax[gmax > 0]).tolist():
+            for m in present(gmax[gmax > 0]).tolist():
                 where = within == m
                 c[where] = dec.decode(int(where.sum()), ctx.category_in[m])
             # each group's largest category must be its stated one

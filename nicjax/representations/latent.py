@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nicjax import container
+from nicjax import container, entropy
 from nicjax.errors import NicError
 from nicjax.representations import base
 
@@ -200,7 +200,14 @@ def _unpack(keys: np.ndarray) -> np.ndarray:
 
 def _node_keys(xyz: np.ndarray, k: int, unique: bool = False) -> np.ndarray:
     keys = _pack(np.floor(xyz / float(1 << k)).astype(np.int64))
-    return np.unique(keys) if unique else keys
+    return _sorted_unique(keys) if unique else keys
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """np.unique of an int64 array, by a sort (numpy 2.4's np.unique hashes: 0.41 s on sarah9's 271k keys, against
+    ~0.01 s this way)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if keys.size else keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,7 +368,7 @@ def context_stream(plan: list, latents: list) -> tuple[list, list, list]:
         for c in range(q.shape[0]):
             for sel, neighbours in passes:
                 kind = context_kinds(q[c], neighbours)
-                for k in np.unique(kind).tolist():
+                for k in entropy.present(kind).tolist():
                     arrays.append(q[c, sel[kind == k]])
                     kinds.append(k)
                     segments.append((level, c))
@@ -376,7 +383,7 @@ def read_context_stream(plan: list, channels: int, counts: tuple, read) -> list:
         for c in range(channels):
             for sel, neighbours in passes:
                 kind = context_kinds(q[c], neighbours)  # from the classes before this pass only: decoded
-                for k in np.unique(kind).tolist():
+                for k in entropy.present(kind).tolist():
                     where = sel[kind == k]
                     q[c, where] = read(where.size, k, (level, c))
         out.append(q)
