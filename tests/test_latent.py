@@ -396,6 +396,25 @@ def test_files_of_the_raster_layout_are_refused():
         container.decode(bytes(data) + container.U32.pack(zlib.crc32(data)), REGISTRY)
 
 
+def test_context_passes_find_the_occupied_neighbours_of_earlier_classes():
+    """Each node's causal neighbours (offsets whose node is of a parity class before its own), found by adding in
+    Morton space, are the brute-force ones, at the frame's edges too (coordinates 0 and 2^21 − 1)."""
+    top = (1 << 21) - 1
+    rng = np.random.default_rng(3)
+    nodes = np.concatenate([rng.integers(0, 6, (150, 3)), [[0, 0, 0], [top, 5, 0], [top - 1, 5, 0], [top] * 3,
+                                                            [top - 1, top, top - 1], [0, top, 1]]])
+    keys = np.unique(latent._pack(nodes))
+    where = {tuple(n): i for i, n in enumerate(latent._unpack(keys).tolist())}
+    passes = latent.context_passes(keys)
+    assert sorted(np.concatenate([sel for sel, _ in passes]).tolist()) == list(range(len(keys)))
+    for p, (sel, neighbours) in enumerate(passes):
+        offsets = latent._OFFSETS[(latent._OFFSET_CLASSES ^ p) < p]
+        for row, i in enumerate(sel):
+            node = latent._unpack(keys[i])
+            expected = [where.get(tuple((node + d).tolist()), -1) for d in offsets]
+            assert neighbours[row].tolist() == expected
+
+
 def test_node_keys_are_morton_codes():
     """Sorted keys put a level's nodes in Morton order (z fastest, then y, then x, bit by bit), a parent's key is
     its children's >> 3, and keys round-trip to node indices over the whole 21-bit range."""
