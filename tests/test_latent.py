@@ -114,7 +114,13 @@ def test_small_lambda_gives_every_cloud_a_point_level_and_the_dense_rule():
     assert model.config.scales == (0, 1, 2, 3, 4) and latent.is_dense(model.config)
     assert model.config.channels == latent.DENSE_CHANNELS
     fit = codec.fit_config_for(signal, small, model)
-    assert fit.latent_learning_rate == configs.DENSE_LATENT_LR and fit.steps == configs.DENSE_STEPS
+    assert fit.latent_learning_rate == configs.DENSE_LATENT_LR
+    # the dense steps below their own threshold only (the point level reaches above it since session 17)
+    assert configs.DENSE_STEPS_LAMBDA < configs.POINT_LEVEL_LAMBDA
+    for lam, steps in ((configs.DENSE_STEPS_LAMBDA / 2, configs.DENSE_STEPS),
+                       ((configs.DENSE_STEPS_LAMBDA + configs.POINT_LEVEL_LAMBDA) / 2, configs.LATENT_STEPS)):
+        at = dataclasses.replace(small, fit=dataclasses.replace(small.fit, rate_lambda=lam))
+        assert codec.fit_config_for(signal, at, codec.architecture(at, signal)[0]).steps == steps
     model, _ = codec.architecture(configs.LATENT, signal)
     assert model.config.scales == latent.default_scales(sparse) == (2, 3, 4)
     given = dataclasses.replace(small, model=dataclasses.replace(small.model, scales=(3, 4)))
