@@ -71,7 +71,11 @@ def test_the_network_by_rule_from_the_point_count():
     assert latent.points_per_network_parameter(10 * latent.NETWORK_LAMBDA) == 10 * latent.POINTS_PER_NETWORK_PARAMETER
     smaller = by_lambda(2 * latent.NETWORK_LAMBDA)  # 16x2 (435 parameters) needs 435,000 points at 2x
     assert (smaller.hidden, smaller.layers) == latent.NETWORKS[1]
-    assert (by_lambda(1.0).hidden, by_lambda(1.0).layers) == latent.NETWORKS[-1]
+    # no network has the points per parameter: the smallest, or above NETWORK_LAMBDA the linear read-out
+    assert (by_lambda(1.0).hidden, by_lambda(1.0).layers) == latent.LINEAR_READOUT
+    assert network(3000)[1] == latent.NETWORKS[-1]
+    few = latent.for_geometry(latent.LatentConfig(), xyz[:3000], rate_lambda=2 * latent.NETWORK_LAMBDA)
+    assert (few.hidden, few.layers, few.dims) == (*latent.LINEAR_READOUT, [few.feature_dim, 3])
     with pytest.raises(ValueError, match="width 0"):
         latent.check_config(dataclasses.replace(small, hidden=0))
 

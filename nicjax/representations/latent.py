@@ -59,6 +59,12 @@ POINTS_PER_NETWORK_PARAMETER = 500
 # 0.0730 35.32 (about even); 1e-2 0.0419 32.45 against 0.0442 32.33; 3e-2 0.0248 30.18 against 0.0258 29.44 (6x1
 # better). The constant lies between those λ (README, session 17); below it the rule is the point count's alone.
 NETWORK_LAMBDA = 3e-3
+# Where no network of NETWORKS has the points per parameter λ asks for and λ > NETWORK_LAMBDA: no hidden layer, the
+# features read linearly (the width is then unused; 1 in the header). On sarah9 at λ = 3e-2: 0.0245 bpp 31.03 dB against
+# 6x1's 0.0248 30.18; at 1e-2 0.0434 33.08 against 6x1's 0.0419 32.45 and 8x2's 0.0424 32.48. At high quality it
+# loses (l1 at λ = 1e-5: 45.11 dB at 10.26 bpp against 6x1's 45.58 at 10.34; sarah9's top quarter at 3e-4: 41.83
+# against 42.69 dB at 0.172), so below NETWORK_LAMBDA the fallback stays 6x1 (README, session 17).
+LINEAR_READOUT = (1, 0)
 MAX_CHANNELS = 8
 MAX_HIDDEN = 256
 MAX_LAYERS = 8
@@ -266,6 +272,9 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool =
             by_rule = dataclasses.replace(config, hidden=hidden, layers=layers)
             if by_rule.network_params() * points_per_network_parameter(rate_lambda) <= len(geometry):
                 break
+        else:  # none has the points per parameter: the smallest, or the linear read-out at large λ
+            hidden, layers = LINEAR_READOUT if rate_lambda > NETWORK_LAMBDA else NETWORKS[-1]
+            by_rule = dataclasses.replace(config, hidden=hidden, layers=layers)
         config = by_rule
     return config
 
