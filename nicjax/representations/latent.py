@@ -581,8 +581,8 @@ def prune_dead_inputs(config: LatentConfig, params, reference) -> dict:
     kernel = np.array(params[first]["kernel"], np.float32)
     ref_kernel = np.asarray(reference[first]["kernel"], np.float32)
     for level in range(len(config.scales)):
-        latents = np.asarray(params[latent_name(level)])
-        for c in range(config.channels):
+        latents = np.rint(np.asarray(params[latent_name(level)]))  # what the file holds (training's snapshots are
+        for c in range(config.channels):                           # not rounded yet)
             if not np.any(latents[c]):
                 row = level * config.channels + c
                 kernel[row] = ref_kernel[row]
