@@ -97,8 +97,8 @@ def max_values(payload_bytes: int) -> int:
 
 def present(values: np.ndarray) -> np.ndarray:
     """The distinct values of small non-negative integers (categories, coder kinds), ascending: np.unique's result,
-    from a count. numpy 2.4's np.unique hashes, which is ~50x slower than sorting on the arrays coded here (0.41 s
-    on sarah9's 271k node keys against 0.001 s sorted); a count is faster still on small ranges."""
+    from a count (numpy 2.4's np.unique hashes, ~7x slower than this on the coders' per-block arrays, and ~50x slower
+    than a sort on large int64 arrays such as node keys: latent._sorted_unique)."""
     return np.flatnonzero(np.bincount(values)) if values.size else np.zeros(0, np.int64)
 
 
