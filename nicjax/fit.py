@@ -351,7 +351,8 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
     `neighbours`, per latent tensor its nodes' causal neighbours, `latent.causal_neighbours`). The first
     (1 − hard_fraction) of the steps add uniform noise to the latents, the rest round them (straight-through);
     Adam with config's schedule over all steps, on minibatches of config.batch_size points (all points when it is 0
-    or ≥ N). Returns (params, history): the latents rounded, as the coder takes them."""
+    or ≥ N). Returns (params, history): the latents rounded, as the coder takes them (and so are the snapshots
+    `callback(step, params)` sees)."""
     inputs = jnp.asarray(inputs, jnp.float32)
     targets = jnp.asarray(targets, jnp.float32)
     latent_names = tuple(t.name for t in model.tensors() if t.role == "latent")
@@ -396,8 +397,8 @@ def fit_rate_distortion(model: Model, params, inputs, targets, config: FitConfig
                 bar.update(k)
                 bar.set_postfix(psnr0=f"{10 * math.log10(1.0 / max(per_channel[-1][0], 1e-12)):.2f}dB",
                                 bpp=f"{bits[-1] / n:.3f}", phase=phase)
-            if callback is not None:
-                callback(done, state["params"])
+            if callback is not None:  # a snapshot as the coder takes it: the latents rounded, as returned below
+                callback(done, {k: jnp.round(v) if k in latent_names else v for k, v in state["params"].items()})
     finally:
         if bar is not None:
             bar.close()

@@ -508,6 +508,25 @@ def test_the_latents_own_learning_rate(cloud):
     assert np.abs(np.asarray(runs[1.0][latent.latent_name(0)])).max() == 1
 
 
+def test_training_snapshots_hold_the_latents_as_coded(cloud):
+    """The snapshots a callback sees (rd_sweep codes them) hold rounded latents, the last one what training returns:
+    no float latent reaches the coder's choices (the dead-input prune read them once)."""
+    from nicjax import fit
+
+    signal = codec.cloud_signal(cloud)
+    p = codec.plan(signal, quick(steps=20))
+    seen = {}
+    trained, _ = fit.fit_rate_distortion(p.model, p.start, p.inputs, p.targets, dataclasses.replace(p.fit, steps=20,
+                                         steps_per_call=10), 1e-3, hard_fraction=0.0, progress=False,
+                                         callback=lambda step, params: seen.__setitem__(step, params))
+    assert sorted(seen) == [10, 20]
+    for name in (t.name for t in p.model.tensors() if t.role == "latent"):
+        for params in seen.values():
+            values = np.asarray(params[name])
+            np.testing.assert_array_equal(values, np.round(values))
+        np.testing.assert_array_equal(np.asarray(seen[20][name]), np.asarray(trained[name]))
+
+
 def test_the_rate_models_own_learning_rate(cloud):
     """rate_model_learning_rate scales the rate model's Adam steps only: by rule RATE_MODEL_GAIN times the
     network's rate; after one step every scale that had a gradient has moved by that rate (Adam's first step),
