@@ -1,9 +1,14 @@
 """Kodak: NIC against JPEG, WebP and JPEG 2000 (Pillow, measured in the same run), with other codecs in context.
 
-    python -m experiments.kodak                    # CPU subset: 3 images, small networks (~10 min on 2 cores
-                                                   # with --qat_steps=0; the QAT rows add to it)
+    python -m experiments.kodak                    # CPU subset: 6 images, the SIREN's small networks and the
+                                                   # latent codec at --lambdas (~2 h on 2 cores)
     python -m experiments.kodak --full             # all 24 images, larger networks, 20000 steps (~a day on 2 cores)
+    python -m experiments.kodak --networks= --lambdas=1e-3   # the latent codec alone, one λ
     python -m experiments.kodak --summarize_only   # redraw figures and tables from results/kodak/points.csv
+
+Two NIC codecs, each its own rows and envelope: the paper's SIREN (codec "nic") and the latent codec
+(`--representation latent`, codec "latent": latent grids on the pixel grid's quadtree, the latent preset by rule;
+one training per λ of --lambdas, param = λ, coded at each of --latent_levels for its network).
 
 NIC: for each image, each network (--networks, width×depth) is trained once (experiments.common.sweep: the
 codec's own plan, training and coding) and snapshotted at each of --iterations; every snapshot is coded at each of
@@ -48,10 +53,13 @@ from nicjax.representations import siren
 from nicjax.signals import image
 
 FLAGS = flags.FLAGS
-# The CPU subset: the images at the 25th, 50th and 75th percentile of JPEG difficulty (PSNR at quality 30 in
-# ../shared/reference/kodak/jpeg.csv, sorted: positions 6, 12 and 18 of 24). kodim04, on which the training
-# settings (configs.IMAGE) were chosen, is not among them.
-CPU_IMAGES = ["kodim18", "kodim19", "kodim17"]
+# The CPU subset: six images spanning JPEG difficulty, at its 1/12, 3/12, ..., 11/12 quantiles (PSNR at quality 30 in
+# ../shared/reference/kodak/jpeg.csv, sorted from hard to easy: positions 2, 6, 10, 14, 18 and 22 of 24). kodim04,
+# on which the training settings (configs.IMAGE, the latent codec's image rules) were chosen, is not among them.
+# Until session 18 the subset was three images (positions 6, 12, 18: kodim18, kodim19, kodim17).
+CPU_IMAGES = ["kodim08", "kodim18", "kodim11", "kodim15", "kodim17", "kodim12"]
+# λ of the latent codec's files on the CPU subset: from ~28 dB to ~36 dB on kodim04
+CPU_LAMBDAS = ["0.003", "0.001", "0.0003", "0.0001"]
 CPU_ARCHS = ["32x4", "48x5", "64x5"]
 CPU_ITERATIONS = ["1000", "2000", "3000"]
 FULL_ARCHS = ["32x4", "48x5", "64x5", "96x5", "128x5"]
@@ -74,6 +82,11 @@ flags.DEFINE_list("qat_steps", QAT_STEPS, "Quantization-aware fine-tuning steps 
 CONFIG_FLAGS = ("lr", "batch", "seed", "qat_lr", "colour_space", "reference")
 config_flags.define(only=CONFIG_FLAGS)
 common.define_progress()
+flags.DEFINE_list("lambdas", CPU_LAMBDAS, "The latent codec (codec 'latent' rows): one file per λ, the latent "
+                  "preset with its rules (configs.LATENT); empty: none.")
+flags.DEFINE_integer("latent_steps", 0, "Training steps of each latent file (0: by rule, the preset's).")
+flags.DEFINE_list("latent_levels", [str(v) for v in configs.LATENT_LEVEL_CHOICES],
+                  "Quantization levels of each latent file's synthesis network (the latents are integers): a row each.")
 flags.DEFINE_list("jpeg", ["2", "5", "10", "15", "20", "30", "40", "50", "65", "75", "85", "90"], "JPEG qualities.")
 flags.DEFINE_list("webp", ["0", "5", "10", "20", "30", "40", "50", "60", "70", "80", "85", "90"], "WebP qualities.")
 flags.DEFINE_list("jpeg2000", ["480", "320", "240", "160", "120", "80", "60", "40", "30", "24", "16", "12"],
@@ -182,6 +195,36 @@ def run_nic(name: str, pixels: np.ndarray, networks, iterations, levels, qat_ste
                   f"(training {max(p.train_s for p in points):.0f} s), best {best:.2f} dB", flush=True)
 
 
+def run_latent(name: str, pixels: np.ndarray, writer: common.RowWriter) -> None:
+    """One latent file per --lambdas (configs.LATENT by rule: levels, channels, network, steps), coded at each
+    --latent_levels; rows codec "latent", param λ, width × depth the network's (hidden width × hidden layers)."""
+    levels = common.int_list(FLAGS.latent_levels, "latent_levels", 2)
+    for lam in map(float, FLAGS.lambdas):
+        config = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(configs.LATENT.fit, rate_lambda=lam))
+        signal = codec.image_signal(pixels, config)
+        model = codec.architecture(config, signal)[0]
+        if FLAGS.latent_steps:
+            config = dataclasses.replace(config, fit=dataclasses.replace(config.fit, steps=FLAGS.latent_steps))
+        steps = codec.fit_config_for(signal, config, model).steps
+
+        def key(s: common.Setting) -> dict:
+            return dict(image=name, codec="latent", param=f"{lam:g}", width=model.config.hidden,
+                        depth=model.config.layers, iterations=s.iterations, levels=s.levels, qat_steps=0, qat_lr="")
+
+        def fields(p: common.Point) -> dict:
+            return dict(bytes=p.bytes, bpp=f"{p.bpp:.6f}", psnr_rgb=f"{p.psnr['rgb']:.4f}",
+                        encode_s=f"{p.encode_s:.3f}", decode_s=f"{p.decode_s:.3f}")
+
+        t0 = time.perf_counter()
+        points = common.sweep(signal, config, writer, key, fields, iterations=[steps], levels=levels,
+                              progress=FLAGS.progress)
+        if points:
+            best = max(points, key=lambda p: p.psnr["rgb"])
+            print(f"  {name} latent λ={lam:g} ({model.config.hidden}x{model.config.layers}, {steps} steps): "
+                  f"{len(points)} points in {time.perf_counter() - t0:.0f} s (training {points[0].train_s:.0f} s), "
+                  f"{best.bpp:.3f} bpp {best.psnr['rgb']:.2f} dB at its most levels", flush=True)
+
+
 # --- summaries ------------------------------------------------------------------------------------------------
 
 def read_reference(reference_dir: str, codec_name: str, images) -> list[dict]:
@@ -212,6 +255,29 @@ def nic_label(k: tuple) -> str:
     return f"{k[0]}x{k[1]} it{k[2]} L{k[3]}" + (f" QAT{k[4]}" if k[4] else "")
 
 
+def latent_key(r: dict) -> tuple:
+    return -float(r["param"]), int(r["levels"])  # the largest λ first
+
+
+def latent_label(k: tuple) -> str:
+    return f"λ={-k[0]:g} L{k[1]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Test:
+    """A NIC codec of points.csv: its rows (codec column), how its operating points are keyed and named."""
+
+    label: str
+    key: object
+    name: object
+    colour: str
+    what: str  # what its operating points are
+
+
+TESTS = {"nic": Test("NIC SIREN", nic_key, nic_label, "tab:blue", "network, iterations, levels, QAT steps"),
+         "latent": Test("NIC latent", latent_key, latent_label, "tab:green", "λ, network levels")}
+
+
 def envelope_points(points: list[dict]) -> list[dict]:
     if not points:
         return []
@@ -239,41 +305,49 @@ def fmt(x: float, spec: str) -> str:
 
 
 def summarize(out: str, command: str, seconds: float | None) -> list[dict]:
+    """Tables and figures of points.csv. The images averaged are those every NIC codec there has and every Pillow
+    codec too; each NIC codec's envelope is compared with every anchor, on that average and per image."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = common.read_rows(os.path.join(out, "points.csv"), upgrade)
-    nic_rows = [r for r in rows if r["codec"] == "nic"]
-    images = sorted({r["image"] for r in nic_rows})
-    if not images:
+    present = [t for t in TESTS if any(r["codec"] == t for r in rows)]
+    if not present:
         raise SystemExit(f"no NIC rows in {out}/points.csv")
-    for c in MEASURED:  # evaluate only images every measured codec has
+    images = sorted({r["image"] for r in rows if r["codec"] in present})
+    for c in list(MEASURED) + present:  # evaluate only images every codec has
         images = [i for i in images if any(r["image"] == i and r["codec"] == c for r in rows)]
-    curves = {}  # codec -> average points
+    if not images:
+        raise SystemExit(f"no image in {out}/points.csv has rows of every codec ({', '.join(present)} and Pillow's)")
+    curves = {}  # anchor codec -> average points
     for c in MEASURED:
         curves[c] = average_curve([r for r in rows if r["codec"] == c], images, lambda r: int(r["param"]))
     reference_rows = {c: read_reference(FLAGS.reference_dir, c, images) for c in list(REFERENCE) + list(MEASURED)}
     for c in REFERENCE:
         curves[c] = average_curve(reference_rows[c], images, lambda r: float(r["param"]))
-    nic_points = average_curve(nic_rows, images, nic_key)
-    nic_env = envelope_points(nic_points)
+    tests = {}  # NIC codec -> (average points, envelope)
+    for t in present:
+        pts = average_curve([r for r in rows if r["codec"] == t], images, TESTS[t].key)
+        tests[t] = (pts, envelope_points(pts))
 
-    # BD-rates: NIC's envelope against every codec, on the average and per image
     bd = []
-    for c in list(MEASURED) + list(REFERENCE):
-        if curves[c]:
-            bd.append(bd_row("nic", c, f"average of {len(images)}", nic_env, curves[c]))
+    for t, (_, env) in tests.items():  # each NIC envelope against every codec, on the average and per image
+        for c in list(MEASURED) + list(REFERENCE):
+            if curves[c] and env:
+                bd.append(bd_row(t, c, f"average of {len(images)}", env, curves[c]))
     per_image = {}
     for name in images:
-        pts = average_curve([r for r in nic_rows if r["image"] == name], [name], nic_key)
-        env = envelope_points(pts)
-        per_image[name] = (pts, env)
-        for c in MEASURED:
-            anchor = average_curve([r for r in rows if r["codec"] == c and r["image"] == name], [name],
-                                   lambda r: int(r["param"]))
-            bd.append(bd_row("nic", c, name, env, anchor))
+        for t in present:
+            pts = average_curve([r for r in rows if r["codec"] == t and r["image"] == name], [name], TESTS[t].key)
+            env = envelope_points(pts)
+            per_image[name, t] = (pts, env)
+            for c in list(MEASURED) + list(REFERENCE):
+                src = [r for r in rows if r["codec"] == c] if c in MEASURED else reference_rows[c]
+                anchor = average_curve([r for r in src if r["image"] == name], [name], lambda r: float(r["param"]))
+                if anchor and env:
+                    bd.append(bd_row(t, c, name, env, anchor))
     # context: the published 24-image curves against the 24-image JPEG of the reference measurements
     all_jpeg = read_reference(FLAGS.reference_dir, "jpeg", [f"kodim{i:02d}" for i in range(1, 25)])
     jpeg24 = average_curve(all_jpeg, [f"kodim{i:02d}" for i in range(1, 25)], lambda r: int(r["param"]))
@@ -294,22 +368,24 @@ def summarize(out: str, command: str, seconds: float | None) -> list[dict]:
             d = np.array(diffs)
             checks.append((c, len(diffs), d[:, 0].max(), d[:, 1].max()))
 
-    write_csvs(out, curves, nic_points, nic_env, bd + published_bd, len(images))
-    write_json(out, images, curves, nic_points, nic_env)
-    plot_average(plt, out, images, curves, nic_points, nic_env)
-    plot_per_image(plt, out, images, rows, reference_rows, per_image)
-    write_summary(out, command, seconds, images, curves, nic_env, bd, published_bd, checks, nic_rows)
+    write_csvs(out, curves, tests, bd + published_bd, len(images))
+    write_json(out, images, curves, tests)
+    plot_average(plt, out, images, curves, tests)
+    plot_per_image(plt, out, images, rows, reference_rows, per_image, present)
+    nic_rows = [r for r in rows if r["codec"] in present and r["image"] in images]
+    write_summary(out, command, seconds, images, curves, tests, bd, published_bd, checks, nic_rows)
     return bd
 
 
-def write_csvs(out, curves, nic_points, nic_env, bd, n_images):
+def write_csvs(out, curves, tests, bd, n_images):
     with open(os.path.join(out, "average.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["codec", "param", "bpp", "psnr_rgb", "images", "on_envelope", "source"])
-        env = {p["key"] for p in nic_env}
-        for p in nic_points:
-            w.writerow(["nic", nic_label(p["key"]), f"{p['bpp']:.6f}", f"{p['psnr']:.4f}", n_images,
-                        int(p["key"] in env), "measured"])
+        for t, (pts, env) in tests.items():
+            on = {p["key"] for p in env}
+            for p in pts:
+                w.writerow([t, TESTS[t].name(p["key"]), f"{p['bpp']:.6f}", f"{p['psnr']:.4f}", n_images,
+                            int(p["key"] in on), "measured"])
         for c, pts in curves.items():
             for p in pts:
                 w.writerow([c, p["key"], f"{p['bpp']:.6f}", f"{p['psnr']:.4f}", n_images, "",
@@ -324,14 +400,15 @@ def write_csvs(out, curves, nic_points, nic_env, bd, n_images):
             w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def write_json(out, images, curves, nic_points, nic_env):
-    """The average curves in CompressAI's JSON format: kodak_nic.json (the envelope) and one per codec measured
-    here (the reference CSVs' codecs are inputs, not results of this run)."""
+def write_json(out, images, curves, tests):
+    """The average curves in CompressAI's JSON format: kodak_<nic codec>.json (its envelope; kodak_nic.json the
+    SIREN's) and one per codec measured here (the reference CSVs' codecs are inputs, not results of this run)."""
     what = f"mean bpp and mean RGB PSNR over {len(images)} Kodak image(s): {', '.join(images)}"
-    common.write_compressai_json(
-        os.path.join(out, "kodak_nic.json"), "NIC (nicjax)",
-        f"Upper convex hull of {len(nic_points)} average NIC operating points (network, iterations, levels, QAT "
-        f"steps); {what}", [p["bpp"] for p in nic_env], [p["psnr"] for p in nic_env], "psnr-rgb")
+    for t, (pts, env) in tests.items():
+        common.write_compressai_json(
+            os.path.join(out, f"kodak_{t}.json"), f"{TESTS[t].label} (nicjax)",
+            f"Upper convex hull of {len(pts)} average operating points ({TESTS[t].what}); {what}",
+            [p["bpp"] for p in env], [p["psnr"] for p in env], "psnr-rgb")
     for c, label in MEASURED.items():
         if curves[c]:
             common.write_compressai_json(
@@ -344,11 +421,13 @@ def _curve(ax, pts, **kw):
     ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], **kw)
 
 
-def plot_average(plt, out, images, curves, nic_points, nic_env):
+def plot_average(plt, out, images, curves, tests):
     fig, ax = plt.subplots(figsize=(9, 6.5))
-    ax.scatter([p["bpp"] for p in nic_points], [p["psnr"] for p in nic_points], s=10, color="tab:blue", alpha=0.3,
-               label="NIC operating points (width×depth, iterations, levels)")
-    _curve(ax, nic_env, color="tab:blue", lw=2.5, marker="o", label="NIC envelope (nicjax, this run)")
+    for t, (pts, env) in tests.items():
+        colour = TESTS[t].colour
+        ax.scatter([p["bpp"] for p in pts], [p["psnr"] for p in pts], s=10, color=colour, alpha=0.3,
+                   label=f"{TESTS[t].label} operating points ({TESTS[t].what})")
+        _curve(ax, env, color=colour, lw=2.5, marker="o", label=f"{TESTS[t].label} envelope (nicjax, this run)")
     for c, label in MEASURED.items():
         _curve(ax, curves[c], color=COLOURS[c], lw=1.8, marker=".", label=f"{label} (Pillow, this run)")
     for c, label in REFERENCE.items():
@@ -360,7 +439,7 @@ def plot_average(plt, out, images, curves, nic_points, nic_env):
                 label=f"{label} (published, all 24 images)")
     ax.set_xscale("log")
     ax.set_xlim(0.02, 2.5)
-    lo = min(p["psnr"] for p in nic_points)
+    lo = min(p["psnr"] for pts, _ in tests.values() for p in pts)
     ax.set_ylim(max(15, math.floor(lo) - 1), 42)
     ax.set_xlabel("bits per pixel (log scale)")
     ax.set_ylabel("PSNR RGB (dB), mean over images")
@@ -372,14 +451,17 @@ def plot_average(plt, out, images, curves, nic_points, nic_env):
     plt.close(fig)
 
 
-def plot_per_image(plt, out, images, rows, reference_rows, per_image):
+def plot_per_image(plt, out, images, rows, reference_rows, per_image, present):
     cols = min(3, len(images))
     nrows = math.ceil(len(images) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.8 * nrows), squeeze=False)
     for ax, name in zip(axes.ravel(), images):
-        pts, env = per_image[name]
-        ax.scatter([p["bpp"] for p in pts], [p["psnr"] for p in pts], s=8, color="tab:blue", alpha=0.3)
-        _curve(ax, env, color="tab:blue", lw=2, marker="o", ms=3, label="NIC envelope")
+        lo = 40.0
+        for t in present:
+            pts, env = per_image[name, t]
+            ax.scatter([p["bpp"] for p in pts], [p["psnr"] for p in pts], s=8, color=TESTS[t].colour, alpha=0.3)
+            _curve(ax, env, color=TESTS[t].colour, lw=2, marker="o", ms=3, label=f"{TESTS[t].label} envelope")
+            lo = min([lo] + [p["psnr"] for p in pts])
         for c, label in MEASURED.items():
             pts_c = average_curve([r for r in rows if r["codec"] == c and r["image"] == name], [name],
                                   lambda r: int(r["param"]))
@@ -391,7 +473,7 @@ def plot_per_image(plt, out, images, rows, reference_rows, per_image):
                 _curve(ax, pts_c, color=COLOURS[c], lw=1, ls="--", label=label)
         ax.set_xscale("log")
         ax.set_xlim(0.02, 2.5)
-        ax.set_ylim(max(15, math.floor(min(p["psnr"] for p in pts)) - 1), 44)
+        ax.set_ylim(max(15, math.floor(lo) - 1), 44)
         ax.set_title(name)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_xlabel("bpp")
@@ -404,37 +486,46 @@ def plot_per_image(plt, out, images, rows, reference_rows, per_image):
     plt.close(fig)
 
 
-def write_summary(out, command, seconds, images, curves, nic_env, bd, published_bd, checks, nic_rows):
+def write_summary(out, command, seconds, images, curves, tests, bd, published_bd, checks, nic_rows):
     config = nic_config()
     settings = settings_of(config)
     lines = [f"# Kodak: NIC against Pillow's JPEG, WebP and JPEG 2000", "", f"Command: `{command}`", "",
-             f"Images ({len(images)}): {', '.join(images)}. NIC settings: networks {','.join(FLAGS.networks)}, "
+             f"Images ({len(images)}): {', '.join(images)}. NIC SIREN settings: networks {','.join(FLAGS.networks)}, "
              f"iterations {','.join(FLAGS.iterations)}, levels {','.join(FLAGS.levels)}, QAT steps "
              f"{','.join(FLAGS.qat_steps)} (lr {config.fit.qat_learning_rate:g}), lr {settings['lr']:g}, batch "
              f"{settings['batch']}, colour space {settings['colour_space']}, reference {settings['reference']}, seed "
-             f"{settings['seed']}."]
+             f"{settings['seed']}. NIC latent: the latent preset by rule (configs.LATENT), λ "
+             f"{','.join(FLAGS.lambdas) or '(none this run)'}, network levels {','.join(FLAGS.latent_levels)}; "
+             "its rows say the network (width × hidden layers) and the training steps."]
     if seconds is not None:
         lines.append(f"Wall time of the last invocation: {seconds / 60:.1f} min (earlier rows of points.csv may "
                      "come from earlier, resumed invocations).")
-    fit_s = {}
-    for r in nic_rows:
-        if r["qat_steps"] not in ("", "0"):
-            continue  # encode_s of a QAT row includes its fine-tuning
-        k = (r["image"], r["width"], r["depth"])
-        fit_s[k] = max(fit_s.get(k, 0.0), float(r["encode_s"]))
-    lines += [f"NIC training time, all networks and images: {sum(fit_s.values()) / 60:.1f} min.", "",
-              "## BD-rate of the NIC envelope (negative: NIC needs fewer bits at equal PSNR)", "",
+    for t in tests:
+        fit_s = {}
+        for r in nic_rows:
+            if r["codec"] != t or r["qat_steps"] not in ("", "0"):
+                continue  # encode_s of a QAT row includes its fine-tuning
+            k = (r["image"], r["width"], r["depth"], r["param"])
+            fit_s[k] = max(fit_s.get(k, 0.0), float(r["encode_s"]))
+        extra = ""
+        if t == "latent" and fit_s:
+            extra = (f" (per image and λ: mean {np.mean(list(fit_s.values())) / 60:.1f} min, longest "
+                     f"{max(fit_s.values()) / 60:.1f} min, training and coding one file)")
+        lines.append(f"{TESTS[t].label} encode time, all images: {sum(fit_s.values()) / 60:.1f} min{extra}.")
+    lines += ["", "## BD-rate of each NIC envelope (negative: NIC needs fewer bits at equal PSNR)", "",
               f"PCHIP over the PSNR range both curves cover (`nicjax.rd.bd_rate`); n/a where they share less than "
               f"{MIN_OVERLAP_DB:g} dB.", "",
-              "| anchor | scope | BD-rate | BD-PSNR | PSNR overlap |", "|---|---|---|---|---|"]
-    for r in bd:
+              "| NIC | anchor | scope | BD-rate | BD-PSNR | PSNR overlap |", "|---|---|---|---|---|---|"]
+    for r in sorted(bd, key=lambda r: (not r["scope"].startswith("average"), r["scope"], r["test"])):
         name = MEASURED.get(r["anchor"]) or REFERENCE.get(r["anchor"], r["anchor"])
-        lines.append(f"| {name} | {r['scope']} | {common.fmt(r['bd_rate_percent'], '+.1f', ' %', NO_OVERLAP)} | "
+        lines.append(f"| {TESTS[r['test']].label} | {name} | {r['scope']} | "
+                     f"{common.fmt(r['bd_rate_percent'], '+.1f', ' %', NO_OVERLAP)} | "
                      f"{common.fmt(r['bd_psnr_db'], '+.2f', ' dB', 'n/a')} | {fmt(r['overlap_lo_db'], '.2f')}–"
                      f"{fmt(r['overlap_hi_db'], '.2f')} dB |")
-    lines += ["", "## NIC envelope (average over the images)", "", "| operating point | bpp | PSNR (dB) |",
-              "|---|---|---|"]
-    lines += [f"| {nic_label(p['key'])} | {p['bpp']:.4f} | {p['psnr']:.2f} |" for p in nic_env]
+    for t, (_, env) in tests.items():
+        lines += ["", f"## {TESTS[t].label} envelope (average over the images)", "",
+                  "| operating point | bpp | PSNR (dB) |", "|---|---|---|"]
+        lines += [f"| {TESTS[t].name(p['key'])} | {p['bpp']:.4f} | {p['psnr']:.2f} |" for p in env]
     lines += ["", "## Average curves of the other codecs over the same images", ""]
     for c, pts in curves.items():
         label = MEASURED.get(c) or REFERENCE.get(c)
@@ -504,16 +595,17 @@ def main(argv):
                         raise SystemExit(f"{name}: expected an RGB image")
                     run_pillow(name, pixels, writer)
                     run_nic(name, pixels, networks, iterations, levels, qat_steps, writer)
+                    run_latent(name, pixels, writer)
                     print(f"{name} done in {time.perf_counter() - t0:.0f} s", flush=True)
             finally:
                 added = writer.added
     seconds = time.perf_counter() - t_start if added else None
     bd = summarize(FLAGS.out, command, seconds)
-    print(f"\nBD-rate of the NIC envelope (PCHIP over the common PSNR range); {FLAGS.out}/summary.md:")
+    print(f"\nBD-rate of each NIC envelope (PCHIP over the common PSNR range); {FLAGS.out}/summary.md:")
     for r in bd:
         if r["scope"].startswith("average"):
             bd_rate = common.fmt(r["bd_rate_percent"], "+7.1f", " %", NO_OVERLAP)
-            print(f"  vs {r['anchor']:9s} {bd_rate}   ({r['scope']} images, overlap "
+            print(f"  {TESTS[r['test']].label:10s} vs {r['anchor']:9s} {bd_rate}   ({r['scope']} images, overlap "
                   f"{fmt(r['overlap_lo_db'], '.2f')}–{fmt(r['overlap_hi_db'], '.2f')} dB)")
     print(f"figures: {FLAGS.out}/kodak_rd.png, {FLAGS.out}/kodak_rd_per_image.png; tables: points.csv, "
           f"average.csv, bd_rates.csv; curves: kodak_<codec>.json")

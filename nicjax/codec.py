@@ -87,15 +87,32 @@ def architecture(config: CodecConfig, signal: Signal) -> tuple[Model, inits.Init
                            f"needs {signal.in_dim} -> {signal.channels}")
         model_config = init.model
     model_config = rep.with_io(model_config, signal.in_dim, signal.channels)
-    if hasattr(rep, "for_geometry"):  # built on the geometry: latents on its octree
-        if signal.geometry is None or signal.info.kind != container.SIGNAL_POINTCLOUD:
-            raise NicError(f"the {rep.name} representation codes point clouds only")
+    if hasattr(rep, "for_geometry"):  # built on the geometry: latents on its octree (an image's: its pixel grid)
+        if signal.channels != 3:
+            raise NicError(f"the {rep.name} representation codes three colour channels, not {signal.channels}: "
+                           "use --representation siren for grayscale images")
         # by rule at small λ (configs.POINT_LEVEL_LAMBDA): latent levels from 2^0, whatever the density; the
         # network by the point count and λ
-        model_config = rep.for_geometry(model_config, signal.geometry,
+        model_config = rep.for_geometry(model_config, geometry_of(signal),
                                         point_level=config.fit.rate_lambda < configs.POINT_LEVEL_LAMBDA,
                                         rate_lambda=config.fit.rate_lambda)
     return Model(rep, model_config), init
+
+
+def geometry_of(signal: Signal) -> np.ndarray:
+    """The geometry a representation built on it (latents) reads: a cloud's coded coordinates, an image's pixel grid
+    as a flat cloud (imaging.pixel_geometry)."""
+    if signal.info.kind == container.SIGNAL_IMAGE:
+        return imaging.pixel_geometry(signal.info.height, signal.info.width)
+    return signal.geometry
+
+
+def header_geometry(header: container.Header, geometry: np.ndarray | None) -> np.ndarray | None:
+    """The same from the decoder's side: an image file's pixel grid from its header's size; a cloud file's coded
+    geometry, checked against the header (`coded_geometry`), or None where the decoder was given none."""
+    if header.signal.kind == container.SIGNAL_IMAGE:
+        return imaging.pixel_geometry(header.signal.height, header.signal.width)
+    return None if geometry is None else coded_geometry(header, geometry)
 
 
 def has_latents(model: Model) -> bool:
@@ -180,10 +197,10 @@ def read(data: bytes, init_search: tuple = (), geometry: np.ndarray | None = Non
 
     def coded(h):  # the coded geometry, checked against the header once (before the payload, if that needs it)
         if "xyz" not in memo:
-            memo["xyz"] = coded_geometry(h, geometry)
+            memo["xyz"] = header_geometry(h, geometry)
         return memo["xyz"]
 
-    header, tensors = container.decode(data, representations.REGISTRY, None if geometry is None else coded)
+    header, tensors = container.decode(data, representations.REGISTRY, coded)
     if geometry is not None and header.signal.kind == container.SIGNAL_POINTCLOUD:
         coded(header)
     params = quant.dequantize(tensors, reference_params(header, init_search))
@@ -257,7 +274,7 @@ def plan(signal: Signal, config: CodecConfig) -> Plan:
     header = header_for(signal, config, model, init)
     reference = reference_params(header, search_path(config))
     start = init.params if init is not None else model.init(jax.random.key(config.fit.seed))
-    inputs = signal.inputs if not hasattr(model.representation, "inputs") else network_inputs(model, signal.geometry)
+    inputs = signal.inputs if not hasattr(model.representation, "inputs") else network_inputs(model, geometry_of(signal))
     targets = training_targets(signal)
     if has_latents(model):
         if config.fit.latent_init not in configs.LATENT_INITS:
@@ -278,7 +295,7 @@ def train(signal: Signal, p: Plan, *, progress: bool = True, callback=None):
     """Trains from p.start; returns (params, history). Representations with latents train for D + λ·R."""
     if has_latents(p.model):
         rep = p.model.representation
-        neighbours = rep.rate_neighbours(p.model.config, signal.geometry) if hasattr(rep, "rate_neighbours") else None
+        neighbours = rep.rate_neighbours(p.model.config, geometry_of(signal)) if hasattr(rep, "rate_neighbours") else None
         return fitting.fit_latents(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback,
                                    neighbours=neighbours)
     return fitting.fit(p.model, p.start, p.inputs, p.targets, p.fit, progress=progress, callback=callback,
@@ -294,7 +311,7 @@ def code(signal: Signal, p: Plan, params, levels: int, *, keep_better: bool = Tr
     if has_latents(p.model):
         if level_choices:
             return least_cost_file(signal, p, params, level_choices)[0]
-        return write(p.header, pruned(p, params), p.reference, levels, geometry=signal.geometry)
+        return write(p.header, pruned(p, params), p.reference, levels, geometry=geometry_of(signal))
     params, steps = fitting.quantization_aware(p.model, params, p.reference, levels, p.inputs, p.targets, p.fit,
                                                progress=progress, keep_better=keep_better)
     return write(p.header, params, p.reference, levels, steps)
@@ -316,7 +333,7 @@ def least_cost_file(signal: Signal, p: Plan, params, level_choices) -> tuple[byt
     best = None
     for levels in sorted(level_choices):
         tensors = quant.quantize(params, p.reference, levels, specs=p.model.tensors())
-        data = container.encode(p.header, tensors, representations.REGISTRY, signal.geometry)
+        data = container.encode(p.header, tensors, representations.REGISTRY, geometry_of(signal))
         out = p.model.evaluate(quant.dequantize(tensors, p.reference), p.inputs)
         cost = fitting.weighted_mse64(out, p.targets, p.fit.loss_weights) + p.fit.rate_lambda * 8 * len(data) / len(out)
         if best is None or cost < best[0]:
@@ -377,7 +394,13 @@ def decode_params(header: container.Header, params, context: DecodeContext) -> D
         raise NicError(f"file is corrupted (an image of {s.width}×{s.height} pixels)")
     h, w = imaging.scaled_size(s.height, s.width, context.scale)
     channels = header.model.out_dim
-    return Decoded(header, colours_at(header, params, imaging.grid(h, w)).reshape(h, w, channels))
+    model = model_of(header)
+    if hasattr(model.representation, "inputs"):  # latents on the pixel grid: read between the coded pixels
+        inputs = network_inputs(model, header_geometry(header, None), imaging.pixel_positions(s.height, s.width,
+                                                                                             context.scale))
+    else:
+        inputs = imaging.grid(h, w)
+    return Decoded(header, colours_at(header, params, inputs).reshape(h, w, channels))
 
 
 def decode(data: bytes, context: DecodeContext = DecodeContext()) -> Decoded:

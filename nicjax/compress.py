@@ -172,7 +172,9 @@ def demo(output: str | None) -> None:
 def compress_image(img: image.Image, source: str, output: str) -> None:
     if FLAGS.codec != "nic":
         cli.fail("--codec raht is for point clouds", 2)
-    config = _config(configs.IMAGE if not FLAGS["preset"].present else None)
+    # unset flags: the image preset's, or with --representation latent the latent preset's (as for clouds)
+    latent = FLAGS["representation"].present and FLAGS.representation == "latent"
+    config = _config(configs.IMAGE if not (FLAGS["preset"].present or latent) else None)
     if FLAGS.voxelize:
         cli.fail("--voxelize is for point clouds", 2)
     kind = "RGB" if img.channels == 3 else f"grayscale {img.colour_bits}-bit"

@@ -158,6 +158,27 @@ def test_cli_round_trip_needs_no_geometry(tmp_path):
     assert float(proc.stdout.split("PSNR")[1].split()[1]) == pytest.approx(psnr, abs=0.01)
 
 
+def test_cli_latent_image_is_the_librarys_and_decodes_at_any_scale(tmp_path):
+    """--representation latent on an image: the latent preset (not the SIREN image preset's training), the file the
+    library writes with it, decoded by the same decompress with no geometry, --scale too; grayscale is refused in
+    one line before any training."""
+    pixels = image.procedural_image(20, 28).pixels
+    image.write_image(str(tmp_path / "photo.png"), pixels)
+    proc = run("nicjax.compress", "photo.png", "-o", "photo.nic", "--representation", "latent", "--lambda", "0.001",
+               "--steps", "60", "--noprogress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    config = dataclasses.replace(configs.LATENT, fit=dataclasses.replace(configs.LATENT.fit, steps=60,
+                                                                          rate_lambda=0.001))
+    data = (tmp_path / "photo.nic").read_bytes()
+    assert codec.compress_image(pixels, config, progress=False).data == data
+    proc = run("nicjax.decompress", "photo.nic", "-o", "big.png", "--scale", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert image.read_image(str(tmp_path / "big.png")).pixels.shape == (40, 56, 3)
+    image.write_image(str(tmp_path / "gray.png"), pixels[:, :, 0])
+    proc = run("nicjax.compress", "gray.png", "-o", "gray.nic", "--representation", "latent", cwd=tmp_path)
+    assert proc.returncode != 0 and "three colour channels" in proc.stderr and not (tmp_path / "gray.nic").exists()
+
+
 
 def write_png16(path, pixels):
     """A 16-bit-per-sample PNG (48-bit RGB for (H, W, 3), 16-bit gray for (H, W)), which Pillow cannot write."""

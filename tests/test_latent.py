@@ -13,7 +13,7 @@ from nicjax import fit as fitting
 from nicjax.errors import NicError
 from nicjax.metrics import colour_psnr
 from nicjax.representations import latent
-from nicjax.signals import pointcloud
+from nicjax.signals import image as imaging, pointcloud
 
 REGISTRY = representations.REGISTRY
 
@@ -441,10 +441,10 @@ def test_node_keys_are_morton_codes():
         np.testing.assert_array_equal(np.unique(finer >> 3), coarser)
 
 
-def test_latents_refuse_images_and_init_artefacts(cloud):
-    image = codec.image_signal(np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(NicError, match="point clouds only"):
-        codec.plan(image, quick())
+def test_latents_refuse_grayscale_images_and_init_artefacts(cloud):
+    gray = codec.image_signal(np.zeros((8, 8), np.uint8))
+    with pytest.raises(NicError, match="three colour channels"):
+        codec.plan(gray, quick())
     from nicjax import inits
 
     with pytest.raises(ValueError, match="SIREN"):
@@ -657,3 +657,66 @@ def test_the_pyramid_start_needs_fewer_steps(cloud):
         short.fit, latent_init="zeros")), progress=False)
     assert pyramid.psnr["y"] > zeros.psnr["y"] + 5
     assert codec.compress_cloud(cloud, short, progress=False).data == pyramid.data
+
+
+# --- images: latents on the pixel grid (a flat cloud, image.pixel_geometry) --------------------------------------
+
+def test_an_image_latent_file_decodes_from_its_bytes_alone_and_between_its_pixels():
+    """An image coded with latents needs no geometry: the decoder builds the pixel grid from the header's size and
+    gets exactly the encoder's colours; the same input and λ give the same bytes; at scale 3 the centre sub-pixel
+    of every 3×3 block is the coded pixel's centre, so those decode to the 1× colours; the levels are the pixel
+    grid's quadtree (full resolution, 1/2, ...), 3 channels each (levels from 2^0)."""
+    img = imaging.procedural_image(24, 40)
+    config = quick(steps=120, lam=1e-3)
+    result = codec.compress_image(img, config, progress=False)
+    header = codec.read_header(result.data)
+    assert header.signal.kind == container.SIGNAL_IMAGE and header.representation == latent.LATENT.id
+    assert header.model.scales[0] == 0 and header.model.channels == latent.DENSE_CHANNELS
+    assert header.model.counts[:2] == (24 * 40, 12 * 20)
+    np.testing.assert_array_equal(codec.decompress_image(result.data), result.decoded)
+    assert result.psnr > 25
+    assert codec.compress_image(img, config, progress=False).data == result.data
+    assert codec.compress_image(img, quick(steps=120, lam=1e-2), progress=False).data != result.data
+    fine = codec.decompress_image(result.data, scale=3)
+    assert fine.shape == (72, 120, 3)
+    np.testing.assert_array_equal(fine[1::3, 1::3], result.decoded)
+    assert imaging.image_psnr(result.decoded, codec.decompress_image(result.data, scale=2)[::2, ::2]) > 25
+
+
+def test_pixel_positions_at_scale_one_are_the_pixel_geometry():
+    np.testing.assert_array_equal(imaging.pixel_positions(5, 7), imaging.pixel_geometry(5, 7))
+    p = imaging.pixel_positions(2, 3, 2.0)  # 4x6: quarter-pixel offsets from the coded centres
+    assert p[:, 0].reshape(4, 6)[:, 0].tolist() == [-0.25, 0.25, 0.75, 1.25]
+    assert p[:, 1].reshape(4, 6)[0].tolist() == [-0.25, 0.25, 0.75, 1.25, 1.75, 2.25]
+
+
+GOLDEN_IMAGE_SHA = "37817d4001ab17f1"
+
+
+def golden_image_file():
+    """An RGB 9x13 image's latent file: levels 2^0..2^3 of its pixel grid, 2 channels, a 4x1 network."""
+    geometry = imaging.pixel_geometry(9, 13)
+    config = latent.for_geometry(latent.LatentConfig(scales=(0, 1, 2, 3), channels=2, hidden=4, layers=1), geometry)
+    header = container.Header(container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=9, width=13),
+                              latent.LATENT.id, config, container.Reference(container.REFERENCE_SEEDED, seed=3))
+    tensors = []
+    for k, spec in enumerate(latent.LATENT.tensors(config)):
+        i = np.arange(spec.size, dtype=np.int64)
+        symbols = ((i * 7919 + 13 * k) % 23 - 11) * ((i % (k + 2)) == 0)
+        step = container.LATENT_STEP if spec.role == "latent" else container.storable_step(0.02 * (k + 1))
+        tensors.append(container.CodedTensor(spec, np.float32(step), symbols))
+    return header, tensors
+
+
+def test_golden_image_latent_file():
+    """An image latent file pinned: the image header (kind, size), the latent configuration on the pixel grid and
+    its context-coded payload, which the decoder reads with the grid it derives from the header alone
+    (codec.header_geometry)."""
+    header, tensors = golden_image_file()
+    assert header.model.scales == (0, 1, 2, 3) and header.model.counts == (117, 35, 12, 4)
+    data = container.encode(header, tensors, REGISTRY, imaging.pixel_geometry(9, 13))
+    assert hashlib.sha256(data).hexdigest()[:16] == GOLDEN_IMAGE_SHA
+    decoded_header, decoded = container.decode(data, REGISTRY, lambda h: codec.header_geometry(h, None))
+    assert dataclasses.replace(decoded_header, steps=()) == header
+    for a, b in zip(tensors, decoded):
+        np.testing.assert_array_equal(a.symbols, b.symbols)

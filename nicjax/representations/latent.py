@@ -1,5 +1,9 @@
 """Latents on the octree + a tiny synthesis network: the signal lives in the latents, not in the weights.
 
+Images take the same path: their pixel grid is a flat voxel cloud (`image.pixel_geometry`: pixel (row, col) at
+(row, col, 0)), whose octree is a quadtree, so the levels are 2-D latent grids (full resolution, 1/2, 1/4, ...) and
+the trilinear interpolation is bilinear, clamped at the borders; the decoder builds the grid from the header's size.
+
 From the geometry the decoder already has, every occupied octree node at each of a few levels (node sizes
 2^k voxels, k in `scales`) holds `channels` latent values. A point's feature is, per level, the trilinear
 interpolation of the latents at the centres of the 8 nodes around it, over those that are occupied (their weights
@@ -135,7 +139,7 @@ def default_scales(geometry: np.ndarray, point_level: bool = False) -> tuple:
 
 def check_config(config: LatentConfig, signal: container.SignalInfo | None = None) -> None:
     """ValueError (one line) unless the header can store this configuration (and an encoder writes it for the
-    signal: point clouds only, three outputs)."""
+    signal: three outputs, YCbCr for point clouds)."""
     s = config.scales
     if not (1 <= len(s) <= MAX_LEVELS and all(b == a + 1 for a, b in zip(s[:-1], s[1:])) and 0 <= s[0]
             and s[-1] <= 24):
@@ -154,10 +158,11 @@ def check_config(config: LatentConfig, signal: container.SignalInfo | None = Non
     if config.num_params() > container.MAX_PARAMS:
         raise ValueError(f"{config.num_params()} coded values, over the {container.MAX_PARAMS} that nicjax codes")
     if config.in_dim != 3 or config.out_dim != 3:
-        raise ValueError(f"a latent network with {config.in_dim} inputs and {config.out_dim} outputs")
-    if signal is not None and (signal.kind != container.SIGNAL_POINTCLOUD
-                               or signal.colour_space != container.COLOUR_YCBCR709):
-        raise ValueError("latents on the octree code point clouds only")
+        raise ValueError(f"a latent network with {config.in_dim} inputs and {config.out_dim} outputs (latent files "
+                         "code three colour channels: RGB or YCbCr images, point clouds' YCbCr)")
+    if signal is not None and signal.kind == container.SIGNAL_POINTCLOUD \
+            and signal.colour_space != container.COLOUR_YCBCR709:
+        raise ValueError("latent point-cloud files are coded in YCbCr")
 
 
 # --- the octree -----------------------------------------------------------------------------------------------
@@ -601,7 +606,9 @@ class LatentRepresentation:
     default_config = LatentConfig()
 
     def with_io(self, config: LatentConfig, in_dim: int, out_dim: int) -> LatentConfig:
-        return dataclasses.replace(config, in_dim=in_dim, out_dim=out_dim)
+        # the network reads features from 3-D positions whatever the signal's own inputs (an image's pixel grid is
+        # a flat cloud: image.pixel_geometry), so in_dim stays 3
+        return dataclasses.replace(config, out_dim=out_dim)
 
     def for_geometry(self, config: LatentConfig, geometry, point_level: bool = False,
                      rate_lambda: float = 0.0) -> LatentConfig:

@@ -88,6 +88,24 @@ def grid(height: int, width: int) -> np.ndarray:
     return np.stack([yy.ravel(), xx.ravel()], axis=1).astype(np.float32)
 
 
+def pixel_geometry(height: int, width: int) -> np.ndarray:
+    """(height·width, 3) float64 (row, col, 0), row-major: the pixel grid as a flat voxel cloud, on which the latent
+    representation builds its levels (an octree of one voxel's depth is a quadtree: the interpolation over occupied
+    nodes is bilinear, clamped at the borders). The decoder derives it from the header's size."""
+    rows, cols = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    return np.stack([rows.ravel(), cols.ravel(), np.zeros(height * width)], axis=1)
+
+
+def pixel_positions(height: int, width: int, scale: float = 1.0) -> np.ndarray:
+    """(h·w, 3) float64: the pixel centres of the `scaled_size` grid in `pixel_geometry`'s frame (a coded pixel's
+    centre at its (row, col, 0)); at scale 1 exactly `pixel_geometry`."""
+    h, w = scaled_size(height, width, scale)
+    rows = (np.arange(h, dtype=np.float64) + 0.5) * (height / h) - 0.5
+    cols = (np.arange(w, dtype=np.float64) + 0.5) * (width / w) - 0.5
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    return np.stack([rr.ravel(), cc.ravel(), np.zeros(h * w)], axis=1)
+
+
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The grid a decode at `scale` × the coded resolution produces (each side rounded, at least 1)."""
     scale = float(scale)
