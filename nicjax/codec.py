@@ -93,6 +93,8 @@ def architecture(config: CodecConfig, signal: Signal) -> tuple[Model, inits.Init
                            "use --representation siren for grayscale images")
         # by rule at small λ (configs.POINT_LEVEL_LAMBDA): latent levels from 2^0, whatever the density; the
         # network by the point count and λ
+        if signal.info.kind == container.SIGNAL_IMAGE:  # the pixel grid: 4 in-plane corners (as the decoder reads it)
+            model_config = dataclasses.replace(model_config, flat=True)
         model_config = rep.for_geometry(model_config, geometry_of(signal),
                                         point_level=config.fit.rate_lambda < configs.POINT_LEVEL_LAMBDA,
                                         rate_lambda=config.fit.rate_lambda)

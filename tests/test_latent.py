@@ -696,7 +696,8 @@ GOLDEN_IMAGE_SHA = "37817d4001ab17f1"
 def golden_image_file():
     """An RGB 9x13 image's latent file: levels 2^0..2^3 of its pixel grid, 2 channels, a 4x1 network."""
     geometry = imaging.pixel_geometry(9, 13)
-    config = latent.for_geometry(latent.LatentConfig(scales=(0, 1, 2, 3), channels=2, hidden=4, layers=1), geometry)
+    config = latent.for_geometry(latent.LatentConfig(scales=(0, 1, 2, 3), channels=2, hidden=4, layers=1, flat=True),
+                                 geometry)
     header = container.Header(container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=9, width=13),
                               latent.LATENT.id, config, container.Reference(container.REFERENCE_SEEDED, seed=3))
     tensors = []
@@ -720,3 +721,20 @@ def test_golden_image_latent_file():
     assert dataclasses.replace(decoded_header, steps=()) == header
     for a, b in zip(tensors, decoded):
         np.testing.assert_array_equal(a.symbols, b.symbols)
+
+
+def test_flat_features_are_the_trilinear_ones_on_a_pixel_grid():
+    """On a flat geometry (an image's pixel grid) the 4 in-plane corners give the features the 8 corners give (the
+    other 4 are never occupied; the z weight cancels in the renormalisation), at the pixels and between them."""
+    geometry = imaging.pixel_geometry(9, 13)
+    config = latent.for_geometry(latent.LatentConfig(scales=(0, 1, 2, 3), channels=2, hidden=4, layers=1), geometry)
+    params = latent.init_params(config, jax.random.key(1))
+    rng = np.random.default_rng(0)
+    params = {k: (jax.numpy.asarray(rng.integers(-5, 6, v.shape), jax.numpy.float32) if k.startswith("latent") else v)
+              for k, v in params.items()}
+    flat = dataclasses.replace(config, flat=True)
+    for points in (geometry, imaging.pixel_positions(9, 13, 2.5)):
+        full = latent.LATENT.inputs(config, geometry, points)
+        four = latent.LATENT.inputs(flat, geometry, points)
+        assert four.shape[1] == 4 * 4 + 3 and full.shape[1] == 4 * 8 + 3
+        np.testing.assert_allclose(latent.gather(flat, params, four), latent.gather(config, params, full), atol=1e-5)

@@ -73,6 +73,14 @@ MAX_CHANNELS = 8
 MAX_HIDDEN = 256
 MAX_LAYERS = 8
 _CORNERS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(NEIGHBOURS)], np.int64)
+# A flat geometry (an image's pixel grid: LatentConfig.flat) reads the 4 in-plane corners of its own z node: the other
+# 4 are never occupied, and the renormalised trilinear weights are then the bilinear ones (the z weight cancels), so
+# the features are the same for half the gathers (which were ~95% of a training step on a Kodak image)
+_FLAT_CORNERS = _CORNERS[_CORNERS[:, 2] == 0]
+
+
+def corners(flat: bool) -> np.ndarray:
+    return _FLAT_CORNERS if flat else _CORNERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +102,9 @@ class LatentConfig:
     # channels byte), which needs the geometry to decode the payload; False: one factorised sequence per level,
     # the layout of files before session 9, still decoded
     contexts: bool = True
+    # The geometry is one voxel thick along z, an image's pixel grid: features read 4 in-plane corners (`corners`).
+    # Not in the header's bytes: the decoder sets it for image files (the signal's kind)
+    flat: bool = False
 
     @property
     def feature_dim(self) -> int:
@@ -114,7 +125,7 @@ class LatentConfig:
     def macs_per_point(self) -> int:
         """Multiply-adds of the synthesis network, plus the interpolation (8 per feature value)."""
         d = self.dims
-        return sum(a * b for a, b in zip(d[:-1], d[1:])) + NEIGHBOURS * self.feature_dim
+        return sum(a * b for a, b in zip(d[:-1], d[1:])) + len(corners(self.flat)) * self.feature_dim
 
 
 def default_scales(geometry: np.ndarray, point_level: bool = False) -> tuple:
@@ -287,20 +298,24 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool =
     return config
 
 
-def features(tree: Octree, points: np.ndarray) -> np.ndarray:
+def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray:
     """(N, L·8 + 3) float32: per level, the indices of the 8 nodes around each point (−1 where that node is not
     occupied; exact as float32: at most 2^24 nodes), then the point's position in the octree's frame. The weights
     are the network's work (`neighbour_weights`, in the jitted apply, which also knows the interpolation): computed
     here in numpy they took most of the decode. A point in no occupied node at a level (possible only off the
-    geometry) gets feature 0 there."""
+    geometry) gets feature 0 there. `flat`: the 4 nodes around it in its own z layer (`corners`), (N, L·4 + 3)."""
+    cs = corners(flat)
+    m = len(cs)
     # The position as the network will read it (float32), and the cells found from that same value, so that indices
     # and weights agree for any point (for the geometry's, voxel centres, the float32 values are exact anyway).
     p = (np.asarray(points, np.float64) - tree.low + 0.5).astype(np.float32)
     n = len(p)
-    out = np.empty((n, len(tree.scales) * NEIGHBOURS + 3), np.float32)
+    out = np.empty((n, len(tree.scales) * m + 3), np.float32)
     for level, (k, keys) in enumerate(zip(tree.scales, tree.keys)):
         # the lower neighbour per axis, in float32 as neighbour_weights computes it (a power-of-two scale: exact)
         base_node = np.floor(p * np.float32(1.0 / (1 << k)) - np.float32(0.5)).astype(np.int64)  # (N, 3)
+        if flat:  # along z the point's own node
+            base_node[:, 2] = np.floor(p[:, 2] * np.float32(1.0 / (1 << k))).astype(np.int64)
         # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
         # than the points at coarse levels; the cells come out in raster order, which keeps the search local).
         shifted = base_node + 1  # >= 0 for points in the frame
@@ -309,9 +324,9 @@ def features(tree: Octree, points: np.ndarray) -> np.ndarray:
             raster = (shifted[:, 0] << 42) | (shifted[:, 1] << 21) | shifted[:, 2]
             cells, inverse = np.unique(raster, return_inverse=True)
             cells = np.stack([cells >> 42, (cells >> 21) & 0x1FFFFF, cells & 0x1FFFFF], axis=-1)
-            out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, cells - 1)[inverse]
+            out[:, level * m:(level + 1) * m] = _corner_indices(keys, cells - 1, cs)[inverse]
         else:  # points far off the frame (random access anywhere): per point
-            out[:, level * NEIGHBOURS:(level + 1) * NEIGHBOURS] = _corner_indices(keys, base_node)
+            out[:, level * m:(level + 1) * m] = _corner_indices(keys, base_node, cs)
     out[:, -3:] = p
     return out
 
@@ -434,9 +449,9 @@ def checked_octree(config: LatentConfig, geometry) -> Octree:
     return tree
 
 
-def _corner_indices(keys: np.ndarray, base_node: np.ndarray) -> np.ndarray:
-    """(M, 8) int64: the index in `keys` of each of the 8 nodes at base_node + corner, −1 where there is none."""
-    cx, cy, cz = _CORNERS.T  # corner c takes node base + (cx, cy, cz)[c] along each axis
+def _corner_indices(keys: np.ndarray, base_node: np.ndarray, cs: np.ndarray = _CORNERS) -> np.ndarray:
+    """(M, len(cs)) int64: the index in `keys` of each node at base_node + corner, −1 where there is none."""
+    cx, cy, cz = cs.T  # corner c takes node base + (cx, cy, cz)[c] along each axis
     axes = base_node[:, :, None] + np.array([0, 1])  # (M, 3, 2)
     ok = (axes >= 0) & (axes < (1 << 21))
     axes = np.where(ok, axes, 0)
@@ -449,14 +464,17 @@ def _corner_indices(keys: np.ndarray, base_node: np.ndarray) -> np.ndarray:
     return np.where(valid & (keys[idx] == key), idx, -1)
 
 
-def neighbour_weights(scales: tuple, inputs, nearest: bool = False):
+def neighbour_weights(scales: tuple, inputs, nearest: bool = False, flat: bool = False):
     """(indices (N, L, 8) int32 with −1 for no node, weights (N, L, 8)) of packed `features` rows: trilinear in
     the point's position between the 8 node centres around it, over the occupied ones (renormalised to sum to 1);
-    `nearest`: weight 1 on the point's own node. jnp, so it runs inside the jitted network (or on numpy arrays)."""
+    `nearest`: weight 1 on the point's own node; `flat`: rows of `features(flat=True)`, bilinear over 4 corners in
+    the point's z layer. jnp, so it runs inside the jitted network (or on numpy arrays)."""
     n, levels = inputs.shape[0], len(scales)
-    idx = inputs[:, :levels * NEIGHBOURS].reshape(n, levels, NEIGHBOURS).astype(jnp.int32)
-    p = inputs[:, levels * NEIGHBOURS:]
-    cx, cy, cz = _CORNERS.T
+    cs = corners(flat)
+    m = len(cs)
+    idx = inputs[:, :levels * m].reshape(n, levels, m).astype(jnp.int32)
+    p = inputs[:, levels * m:]
+    cx, cy, cz = cs.T
     weights = []
     for level, k in enumerate(scales):
         u = p * (1.0 / (1 << k)) - 0.5  # exact in float32: a power-of-two scale of a coordinate below 2^22
@@ -466,7 +484,9 @@ def neighbour_weights(scales: tuple, inputs, nearest: bool = False):
             per_axis = jnp.stack([1.0 - upper, upper], axis=-1)
         else:
             per_axis = jnp.stack([1.0 - frac, frac], axis=-1)  # (N, 3, 2)
-        w = per_axis[:, 0, cx] * per_axis[:, 1, cy] * per_axis[:, 2, cz]  # (N, 8)
+        w = per_axis[:, 0, cx] * per_axis[:, 1, cy]  # (N, corners)
+        if not flat:
+            w = w * per_axis[:, 2, cz]
         w = jnp.where(idx[:, level] >= 0, w, 0.0)
         total = w.sum(axis=1, keepdims=True)
         weights.append(jnp.where(total > 0, w / jnp.where(total > 0, total, 1.0), 0.0))
@@ -509,10 +529,11 @@ def pyramid_start(config: LatentConfig, params, inputs, targets, gain: float) ->
     if config.layers and config.hidden < 2 * used:
         raise ValueError(f"a pyramid start needs a network at least {2 * used} wide")
     inputs = np.asarray(inputs, np.float32)
-    idx, w = neighbour_weights(config.scales, inputs)
+    idx, w = neighbour_weights(config.scales, inputs, flat=config.flat)
     idx, w = np.maximum(np.asarray(idx), 0), np.asarray(w, np.float64)
     # each point's own node per level: the one neighbour `nearest` weighs 1 (occupied, for the geometry's points)
-    near_idx, near_w = (np.asarray(a) for a in neighbour_weights(config.scales, inputs, nearest=True))
+    near_idx, near_w = (np.asarray(a) for a in neighbour_weights(config.scales, inputs, nearest=True,
+                                                                   flat=config.flat))
     owner = np.take_along_axis(near_idx, near_w.argmax(axis=2)[..., None], axis=2)[..., 0]  # (N, L)
     t = np.asarray(targets, np.float64)
     mean = t.mean(axis=0)
@@ -556,7 +577,7 @@ def pyramid_start(config: LatentConfig, params, inputs, targets, gain: float) ->
 
 def gather(config: LatentConfig, params, inputs):
     """(N, L·C) interpolated latent features of packed `features` rows."""
-    idx, w = neighbour_weights(config.scales, inputs, config.interpolation == "nearest")
+    idx, w = neighbour_weights(config.scales, inputs, config.interpolation == "nearest", config.flat)
     out = []
     for level in range(len(config.scales)):
         latents = params[latent_name(level)]  # (C, count)
@@ -617,7 +638,7 @@ class LatentRepresentation:
     def inputs(self, config: LatentConfig, geometry, points=None) -> np.ndarray:
         """What `apply` reads for `points` (default: the geometry's own points). The geometry's octree must have
         the node counts the configuration (the header) says: NicError otherwise."""
-        return features(checked_octree(config, geometry), geometry if points is None else points)
+        return features(checked_octree(config, geometry), geometry if points is None else points, config.flat)
 
     def config_bytes(self, config: LatentConfig) -> bytes:
         check_config(config)
@@ -644,7 +665,8 @@ class LatentRepresentation:
             raise NicError(f"file is corrupted ({n_levels} latent levels)")
         counts = tuple(read.varint(max_bits=28) for _ in range(n_levels))
         config = LatentConfig(scales=tuple(range(first, first + n_levels)), channels=channels, hidden=hidden,
-                              layers=layers, counts=counts, interpolation=interpolation, contexts=contexts)
+                              layers=layers, counts=counts, interpolation=interpolation, contexts=contexts,
+                              flat=signal is not None and signal.kind == container.SIGNAL_IMAGE)
         return base.checked(check_config, config, signal)
 
     def tensors(self, config: LatentConfig) -> list[container.TensorSpec]:
