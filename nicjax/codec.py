@@ -228,9 +228,9 @@ def training_targets(signal: Signal) -> np.ndarray:
 
 def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = None) -> FitConfig:
     """config.fit with the signal's loss weights and (latents) by rule what it leaves at 0: the latents' learning
-    rate (configs.DENSE_LATENT_LR on dense clouds, latent.is_dense), the rate model's (configs.RATE_MODEL_GAIN times
-    the network's), the training steps (configs.DENSE_STEPS on
-    dense clouds at λ below configs.DENSE_STEPS_LAMBDA, else LATENT_STEPS) and the rounding finish
+    rate (configs.IMAGE_LATENT_LR on images, configs.DENSE_LATENT_LR on dense clouds, latent.is_dense), the rate
+    model's (configs.RATE_MODEL_GAIN times the network's), the training steps (configs.DENSE_STEPS on dense clouds
+    at λ below configs.DENSE_STEPS_LAMBDA, else LATENT_STEPS, and on images always) and the rounding finish
     (configs.HARD_FRACTION, none on clouds whose levels reach 2^0 by λ alone: `point_level_by_lambda`)."""
     fit = config.fit
     if signal.loss_weights is not None:
@@ -238,10 +238,12 @@ def fit_config_for(signal: Signal, config: CodecConfig, model: Model | None = No
     if model is not None and has_latents(model):
         dense = latent.is_dense(model.config)
         fit = dataclasses.replace(
-            fit, latent_learning_rate=fit.latent_learning_rate or (configs.DENSE_LATENT_LR if dense else 0.0),
+            fit, latent_learning_rate=fit.latent_learning_rate or (
+                configs.IMAGE_LATENT_LR if signal.info.kind == container.SIGNAL_IMAGE
+                else configs.DENSE_LATENT_LR if dense else 0.0),
             rate_model_learning_rate=fit.rate_model_learning_rate or configs.RATE_MODEL_GAIN * fit.learning_rate,
             steps=fit.steps or (configs.DENSE_STEPS if dense and fit.rate_lambda < configs.DENSE_STEPS_LAMBDA
-                                else configs.LATENT_STEPS))
+                                and signal.info.kind != container.SIGNAL_IMAGE else configs.LATENT_STEPS))
         if fit.hard_fraction is None:
             by_lambda = point_level_by_lambda(model.config, signal.geometry)
             fit = dataclasses.replace(fit, hard_fraction=0.0 if by_lambda else configs.HARD_FRACTION)

@@ -51,7 +51,8 @@ class FitConfig:
     # tried since session 11).
     latent_noise: str = "noise"
     # Adam's rate for the latents (the network keeps learning_rate; the same schedule scales both); 0: by rule,
-    # DENSE_LATENT_LR where the latent levels start at 2^0 (dense clouds: latent.is_dense), else learning_rate.
+    # DENSE_LATENT_LR where the latent levels start at 2^0 (dense clouds: latent.is_dense), IMAGE_LATENT_LR on images,
+    # else learning_rate.
     latent_learning_rate: float = 0.0
     # Adam's rate for the rate model's scales (the Laplace per latent tensor, channel and context); 0: by rule,
     # RATE_MODEL_GAIN times learning_rate (the network's)
@@ -73,6 +74,11 @@ class FitConfig:
 # at 0.45 with 3e-1; ricardo9 depth 9 37.9 dB at 0.30 with 3e-2, 38.8 dB at 0.32 with 1e-1); on longdress l1/l3 (not
 # dense) 1e-1 lost to the network's 1e-2 (README, session 8).
 DENSE_LATENT_LR = 1e-1
+# Images (their pixel grids are dense: levels from 2^0, 3 channels) at 3e-2: on kodim04's top-left 256x384 crop (the
+# Kodak subset leaves kodim04 out), one training each at λ = 3e-3 / 1e-3 / 3e-4, 1e-1 gave 0.414 bpp 28.91 dB / 0.984
+# 31.65 / 1.981 35.43, 3e-2 0.347 28.77 / 0.597 30.26 / 1.711 35.22 (+0.2 to +0.6 dB on 1e-1's curve), 1e-2 0.312
+# 28.30 / - / 1.584 34.36 (+0.1 to +0.3 dB) (README, session 18)
+IMAGE_LATENT_LR = 3e-2
 # Training steps of latent files (FitConfig.steps 0 in the latent preset: by rule). Dense clouds at λ below
 # DENSE_STEPS_LAMBDA get 3000: there, at the top of their curves, 1000 steps left them far from converged (one
 # training each, λ = 1e-4: ricardo9 depth 9 41.37 dB at 0.501 bpp against 39.99 at 0.546; sarah9 41.03 dB at 0.583
@@ -117,6 +123,8 @@ def pyramid_gain(rate_lambda: float) -> float:
 RATE_MODEL_GAIN = 10.0
 
 LATENT_STEPS = 1000
+# (images keep LATENT_STEPS at every λ: on kodim04's crop, latents at IMAGE_LATENT_LR, 3000 steps came out under the
+# curve of 1000 at λ = 3e-3 (0.423 bpp 29.02 dB against 0.347 28.77) and 3e-4 (1.915 35.09 against 1.711 35.22))
 DENSE_STEPS = 3000
 DENSE_STEPS_LAMBDA = 2e-4
 
