@@ -11,7 +11,8 @@ Point clouds: inputs = (xyz − offset)·scale from the geometry's own bounding 
     geometry. BT.709 YCbCr, loss 0.6·Y + 0.2·Cb + 0.2·Cr (FitConfig.loss_weights), as in the paper.
 Images: inputs = the H×W grid of pixel centres (signals.image.grid); the header holds H and W, so the file alone
     decodes, on that grid or on a finer one (DecodeContext.scale). RGB (default) or BT.709 YCbCr, with loss
-    weights that make the loss the RGB MSE.
+    weights that make the loss the RGB MSE. A representation built on a geometry (latents) reads the pixel grid as
+    a flat cloud (`geometry_of`, `header_geometry`: signals.image.pixel_geometry), derived from H and W.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ def _definitions():
                                             "steps, constant rate, as in the paper; 'image': what images get)."),
         "representation": lambda: flags.DEFINE_enum("representation", _D.representation, representations.names(),
                                                     "What the file codes: the network's weights ('siren', the "
-                                                    "paper's), or latents on the point cloud's octree read by a "
-                                                    "tiny network ('latent'; unset flags then take the 'latent' "
-                                                    "preset)."),
+                                                    "paper's), or latents on the point cloud's octree (an image's "
+                                                    "pixel grid) read by a tiny network ('latent'; unset flags then "
+                                                    "take the 'latent' preset)."),
         "lambda": lambda: flags.DEFINE_float("lambda", fit.rate_lambda, "Representations with latents: λ of the "
                                              "training loss D + λ·R (R in bits per point, D the colour MSE in "
                                              "[0, 1]): larger, fewer bits. One λ, one file."),
@@ -44,8 +44,8 @@ def _definitions():
                                                  "coarse to fine ('pyramid', the default) or zeros ('zeros', the "
                                                  "codec until session 14; FitConfig.latent_init)."),
         "latent_lr": lambda: flags.DEFINE_float("latent_lr", None, "Representations with latents: Adam's rate for "
-                                                "the latents (the network keeps --lr; latent preset: by rule, 0.1 on dense clouds, whose levels start at "
-                                                "2^0, else --lr)."),
+                                                "the latents (the network keeps --lr; latent preset: by rule, 0.03 on images, 0.1 on dense clouds, "
+                                                "whose levels start at 2^0, else --lr)."),
         "rate_lr": lambda: flags.DEFINE_float("rate_lr", None, "Representations with latents: Adam's rate for the "
                                               "rate model's scales (latent preset: by rule, 10 times --lr)."),
         "latent_channels": lambda: flags.DEFINE_integer("latent_channels", None, "Latent values per octree node "
@@ -59,7 +59,7 @@ def _definitions():
                                              "paper's: 30)."),
         "steps": lambda: flags.DEFINE_integer("steps", fit.steps, "Training steps (Adam; --representation "
                                               "latent: by rule unless given, 1000, or 3000 on dense clouds at "
-                                              "λ < 2e-4)."),
+                                              "λ < 2e-4; images 1000)."),
         "lr": lambda: flags.DEFINE_float("lr", fit.learning_rate, "Adam learning rate (peak of the schedule)."),
         "schedule": lambda: flags.DEFINE_enum("schedule", fit.schedule, ["cosine", "constant"],
                                               "Learning-rate schedule."),
