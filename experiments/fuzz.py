@@ -2,7 +2,7 @@
 
     python -m experiments.fuzz --cases 10000 --seed 0 --out fuzz.json [--rlimit_gb 2] [--cli 40]
 
-Every kind of valid file (a seeded point cloud, an RGB image, a 16-bit grayscale image, a zeros-reference cloud, a
+Every kind of valid file (a seeded point cloud, an RGB image (SIREN and latent), a 16-bit grayscale image, a zeros-reference cloud, a
 cloud coded against the shipped init artefact, a version-2 cloud file, the pinned golden version-2 file, a RAHT
 version-3 file, a cloud coded with latents on its octree) is damaged by bit flips, byte overwrites, truncations, insertions and header-field tampering
 (fields parsed from the layout and set to extreme values: 0, all ones, 2^k, non-minimal varints, ±0/inf/NaN
@@ -83,6 +83,28 @@ def _latent(cloud, seed: int) -> bytes:
     return codec.write(header, params, ref, 32, geometry=cloud.xyz)
 
 
+def _latent_image(seed: int) -> bytes:
+    """A latent-representation RGB image file (12x10): latents on its pixel grid, which the decoder derives."""
+    import jax
+
+    from nicjax.representations import latent
+    from nicjax.signals import image
+
+    info = container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, 8, height=12, width=10)
+    grid = image.pixel_geometry(12, 10)
+    config = latent.for_geometry(latent.LatentConfig(hidden=8, flat=True), grid)
+    header = container.Header(info, latent.LATENT.id, config, container.Reference(container.REFERENCE_SEEDED,
+                                                                                   seed=seed))
+    ref = codec.reference_params(header)
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda r: np.asarray(r, np.float32) + rng.normal(0, 0.05, np.shape(r)).astype(
+        np.float32), ref)
+    for i in range(len(config.counts)):
+        name = latent.latent_name(i)
+        params[name] = np.round(rng.laplace(0, 2, params[name].shape)).astype(np.float32)
+    return codec.write(header, params, ref, 32, geometry=grid)
+
+
 def _plain_latent(data: bytes, geometry) -> bytes:
     """The same latent file in the layout before session 9 (no contexts: one factorised sequence per level)."""
     header, tensors = container.decode(data, REGISTRY, geometry)
@@ -121,7 +143,8 @@ def build_samples() -> list[Sample]:
                Sample("cloud-init", artefact, cloud.xyz), Sample("image-rgb", rgb), Sample("image-gray16", gray),
                Sample("cloud-v2", _v2(seeded), cloud.xyz), Sample("golden-v2", GOLDEN_V2, cloud.xyz),
                Sample("raht-v3", raht_data, cloud.xyz), Sample("cloud-latent", latent_data, cloud.xyz),
-               Sample("cloud-latent-plain", _plain_latent(latent_data, cloud.xyz), cloud.xyz)]
+               Sample("cloud-latent-plain", _plain_latent(latent_data, cloud.xyz), cloud.xyz),
+               Sample("image-latent", _latent_image(9))]
     for s in samples:
         s.fields = header_fields(s.data)
     return samples
@@ -267,8 +290,9 @@ def reencodes(data: bytes, geometry) -> bool:
         return with_crc(raht._HEADER.pack(raht.MAGIC, version, step, crc) + encode_ints(arrays, [0, 1, 2])) == data
     if data[2] != container.VERSION:
         return container_v2.encode(*container.decode(data, REGISTRY), REGISTRY) == data
-    header, tensors = container.decode(data, REGISTRY, geometry)
-    return container.encode(header, tensors, REGISTRY, geometry) == data
+    # the geometry the payload is coded against: the cloud's, or an image's pixel grid from its header
+    header, tensors = container.decode(data, REGISTRY, lambda h: codec.header_geometry(h, geometry))
+    return container.encode(header, tensors, REGISTRY, codec.header_geometry(header, geometry)) == data
 
 
 @dataclasses.dataclass

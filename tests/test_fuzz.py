@@ -41,11 +41,12 @@ def test_seeded_damage_is_a_clean_error_or_a_canonical_decode(samples):
 
 
 def test_every_header_field_at_extreme_values(samples):
-    """Every field of an image header (the sides, which size the decode) and of a RAHT header, at every extreme."""
+    """Every field of an image header (the sides, which size the decode; a latent image's pixel grid too) and of a
+    RAHT header, at every extreme."""
     rng = np.random.default_rng(0)
     items = []
     for s in samples:
-        if s.name not in ("image-rgb", "raht-v3"):
+        if s.name not in ("image-rgb", "image-latent", "raht-v3"):
             continue
         for name, start, end, kind in s.fields:
             for value in fuzz._extremes(kind, rng):
