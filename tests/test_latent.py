@@ -738,3 +738,18 @@ def test_flat_features_are_the_trilinear_ones_on_a_pixel_grid():
         four = latent.LATENT.inputs(flat, geometry, points)
         assert four.shape[1] == 4 * 4 + 3 and full.shape[1] == 4 * 8 + 3
         np.testing.assert_allclose(latent.gather(flat, params, four), latent.gather(config, params, full), atol=1e-5)
+
+
+def test_the_layer_table_finds_the_corners_the_key_search_finds(monkeypatch):
+    """Images' features look their corners up in a dense table of each level's one z layer (`_layer_table`): the
+    same indices as the search of the corners' keys, at the pixels, between them, and off the grid and its layer."""
+    for h, w in [(9, 13), (1, 1), (5, 40)]:
+        geometry = imaging.pixel_geometry(h, w)
+        tree = latent.octree(geometry, (0, 1, 2, 3))
+        points = np.concatenate([geometry, imaging.pixel_positions(h, w, 2.5),
+                                 [[-5.0, 3, 0], [h + 10.0, w + 10.0, 0], [1, 1, 1], [1, 1, -3], [1e7, 0, 0]]])
+        table = latent.features(tree, points, flat=True)
+        monkeypatch.setattr(latent, "_layer_table", lambda keys: None)
+        np.testing.assert_array_equal(latent.features(tree, points, flat=True), table)
+        monkeypatch.undo()
+    assert latent._layer_table(latent.octree(cube(4), (0,)).keys[0]) is None  # several layers: the key search

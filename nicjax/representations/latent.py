@@ -316,6 +316,10 @@ def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray
         base_node = np.floor(p * np.float32(1.0 / (1 << k)) - np.float32(0.5)).astype(np.int64)  # (N, 3)
         if flat:  # along z the point's own node
             base_node[:, 2] = np.floor(p[:, 2] * np.float32(1.0 / (1 << k))).astype(np.int64)
+        table = _layer_table(keys) if flat else None
+        if table is not None:  # one z layer (an image): the 4 corners from a dense table of the layer's nodes
+            out[:, level * m:(level + 1) * m] = _layer_corner_indices(table, base_node)
+            continue
         # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
         # than the points at coarse levels; the cells come out in raster order, which keeps the search local).
         shifted = base_node + 1  # >= 0 for points in the frame
@@ -447,6 +451,42 @@ def checked_octree(config: LatentConfig, geometry) -> Octree:
     if tuple(len(k) for k in tree.keys) != tuple(config.counts):
         raise NicError("file is corrupted (its latent structure does not match the geometry)")
     return tree
+
+
+def _layer_table(keys: np.ndarray):
+    """(table, low corner (x, y), z) of a level whose nodes share one z layer: table[x − x0 + 1, y − y0 + 1] is the
+    node's index, −1 for none and on a one-cell border; None for nodes in several layers. Dense over the nodes'
+    bounding box: for an image's pixel grid (full, so no larger than its node count) a lookup by indexing, ~3x
+    cheaper than finding the corners' keys (`_corner_indices`) for the same indices."""
+    nodes = _unpack(keys)
+    if not len(nodes) or (nodes[:, 2] != nodes[0, 2]).any():
+        return None
+    low = nodes[:, :2].min(axis=0)
+    span = nodes[:, :2].max(axis=0) - low + 3
+    if span[0] * span[1] > 4 * len(nodes) + 64:  # a sparse layer: the table would be mostly empty
+        return None
+    table = np.full(tuple(span), -1, np.int64)
+    table[nodes[:, 0] - low[0] + 1, nodes[:, 1] - low[1] + 1] = np.arange(len(nodes))
+    return table, low, nodes[0, 2]
+
+
+def _layer_corner_indices(layer, base_node: np.ndarray) -> np.ndarray:
+    """(N, 4) int64: `_corner_indices(keys, base_node, _FLAT_CORNERS)` through a `_layer_table` of keys."""
+    table, low, z = layer
+    sx, sy = table.shape
+    x = base_node[:, 0] - (low[0] - 1)
+    y = base_node[:, 1] - (low[1] - 1)
+    # clipped onto the border (−1) when outside the box; rows of the flattened table
+    rows = (np.clip(x, 0, sx - 1) * sy, np.clip(x + 1, 0, sx - 1) * sy)
+    cols = (np.clip(y, 0, sy - 1), np.clip(y + 1, 0, sy - 1))
+    flat_table = table.ravel()
+    out = np.empty((len(base_node), len(_FLAT_CORNERS)), np.int64)
+    for c, (cx, cy, _) in enumerate(_FLAT_CORNERS):
+        out[:, c] = flat_table[rows[cx] + cols[cy]]
+    off_layer = base_node[:, 2] != z
+    if off_layer.any():
+        out[off_layer] = -1
+    return out
 
 
 def _corner_indices(keys: np.ndarray, base_node: np.ndarray, cs: np.ndarray = _CORNERS) -> np.ndarray:
