@@ -1,7 +1,7 @@
 """Kodak: NIC against JPEG, WebP and JPEG 2000 (Pillow, measured in the same run), with other codecs in context.
 
     python -m experiments.kodak --qat_steps=0      # CPU subset: 6 images, the SIREN's small networks and the
-                                                   # latent codec at --lambdas (~1 h on 2 cores; the SIREN's QAT
+                                                   # latent codec at --lambdas (~1.2 h on 2 cores; the SIREN's QAT
                                                    # rows, --qat_steps 300, add to it)
     python -m experiments.kodak --full             # all 24 images, larger networks, 20000 steps (~a day on 2 cores)
     python -m experiments.kodak --networks= --lambdas=1e-3   # the latent codec alone, one λ
