@@ -33,7 +33,7 @@ from nicjax import codec, codecs, container, container_v2, entropy, entropy_v2, 
 from nicjax.baselines import raht
 from nicjax.errors import NicError
 from nicjax.representations import siren
-from nicjax.signals import pointcloud
+from nicjax.signals import image, pointcloud
 
 REGISTRY = representations.REGISTRY
 OUTCOMES = ("error", "decoded", "crash", "slow", "memory")
@@ -64,35 +64,14 @@ def _nic(signal, config, reference: container.Reference, seed: int, ref_params=N
     return codec.write(header, params, ref, levels)
 
 
-def _latent(cloud, seed: int) -> bytes:
-    """A latent-representation cloud file: integer latents (Laplace-like), a small network around its seeded init."""
+def _latent(info: container.SignalInfo, geometry, seed: int, flat: bool = False) -> bytes:
+    """A latent-representation file on `geometry` (a cloud's, or an image's pixel grid with `flat`): integer latents
+    (Laplace-like), a small network around its seeded init."""
     import jax
 
     from nicjax.representations import latent
 
-    config = latent.for_geometry(latent.LatentConfig(hidden=8), cloud.xyz)
-    header = container.Header(pointcloud.to_signal(cloud).info, latent.LATENT.id, config,
-                              container.Reference(container.REFERENCE_SEEDED, seed=seed))
-    ref = codec.reference_params(header)
-    rng = np.random.default_rng(seed)
-    params = jax.tree_util.tree_map(lambda r: np.asarray(r, np.float32) + rng.normal(0, 0.05, np.shape(r)).astype(
-        np.float32), ref)
-    for i in range(len(config.counts)):
-        name = latent.latent_name(i)
-        params[name] = np.round(rng.laplace(0, 2, params[name].shape)).astype(np.float32)
-    return codec.write(header, params, ref, 32, geometry=cloud.xyz)
-
-
-def _latent_image(seed: int) -> bytes:
-    """A latent-representation RGB image file (12x10): latents on its pixel grid, which the decoder derives."""
-    import jax
-
-    from nicjax.representations import latent
-    from nicjax.signals import image
-
-    info = container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, 8, height=12, width=10)
-    grid = image.pixel_geometry(12, 10)
-    config = latent.for_geometry(latent.LatentConfig(hidden=8, flat=True), grid)
+    config = latent.for_geometry(latent.LatentConfig(hidden=8, flat=flat), geometry)
     header = container.Header(info, latent.LATENT.id, config, container.Reference(container.REFERENCE_SEEDED,
                                                                                    seed=seed))
     ref = codec.reference_params(header)
@@ -102,7 +81,7 @@ def _latent_image(seed: int) -> bytes:
     for i in range(len(config.counts)):
         name = latent.latent_name(i)
         params[name] = np.round(rng.laplace(0, 2, params[name].shape)).astype(np.float32)
-    return codec.write(header, params, ref, 32, geometry=grid)
+    return codec.write(header, params, ref, 32, geometry=geometry)
 
 
 def _plain_latent(data: bytes, geometry) -> bytes:
@@ -138,13 +117,16 @@ def build_samples() -> list[Sample]:
     gray = _nic(gray_info, siren.SirenConfig(in_dim=2, out_dim=1, width=8, depth=2),
                 container.Reference(container.REFERENCE_SEEDED, seed=123456), 5)
     raht_data = raht.encode(cloud.xyz.astype(np.int64), cloud.rgb, 6.0)
-    latent_data = _latent(cloud, 8)
+    latent_data = _latent(info, cloud.xyz, 8)
+    # a latent RGB image (12x10): latents on its pixel grid, which the decoder derives from the header
+    latent_image = _latent(container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, 8, height=12, width=10),
+                           image.pixel_geometry(12, 10), 9, flat=True)
     samples = [Sample("cloud-seeded", seeded, cloud.xyz), Sample("cloud-zeros", zeros, cloud.xyz),
                Sample("cloud-init", artefact, cloud.xyz), Sample("image-rgb", rgb), Sample("image-gray16", gray),
                Sample("cloud-v2", _v2(seeded), cloud.xyz), Sample("golden-v2", GOLDEN_V2, cloud.xyz),
                Sample("raht-v3", raht_data, cloud.xyz), Sample("cloud-latent", latent_data, cloud.xyz),
                Sample("cloud-latent-plain", _plain_latent(latent_data, cloud.xyz), cloud.xyz),
-               Sample("image-latent", _latent_image(9))]
+               Sample("image-latent", latent_image)]
     for s in samples:
         s.fields = header_fields(s.data)
     return samples

@@ -343,9 +343,10 @@ GOLDEN_HEADER = container.Header(
 GOLDEN_SHA = "7596101cae9d4b1e"
 
 
-def golden_tensors():
+def golden_tensors(config=GOLDEN_HEADER.model):
+    """The pinned symbols of a latent configuration's tensors (the golden files' payloads)."""
     out = []
-    for k, spec in enumerate(latent.LATENT.tensors(GOLDEN_HEADER.model)):
+    for k, spec in enumerate(latent.LATENT.tensors(config)):
         i = np.arange(spec.size, dtype=np.int64)
         symbols = ((i * 7919 + 13 * k) % 23 - 11) * ((i % (k + 2)) == 0)
         step = container.LATENT_STEP if spec.role == "latent" else container.storable_step(0.02 * (k + 1))
@@ -374,13 +375,7 @@ GOLDEN_CONTEXT_SHA = "609e981014c4bdd7"
 def golden_context_file():
     config = latent.for_geometry(latent.LatentConfig(channels=2, hidden=4, layers=1), GOLDEN_GEOMETRY)
     header = dataclasses.replace(GOLDEN_HEADER, model=config)
-    tensors = []
-    for k, spec in enumerate(latent.LATENT.tensors(config)):
-        i = np.arange(spec.size, dtype=np.int64)
-        symbols = ((i * 7919 + 13 * k) % 23 - 11) * ((i % (k + 2)) == 0)
-        step = container.LATENT_STEP if spec.role == "latent" else container.storable_step(0.02 * (k + 1))
-        tensors.append(container.CodedTensor(spec, np.float32(step), symbols))
-    return header, tensors
+    return header, golden_tensors(config)
 
 
 def test_golden_context_coded_latent_file():
@@ -700,13 +695,7 @@ def golden_image_file():
                                  geometry)
     header = container.Header(container.SignalInfo(container.SIGNAL_IMAGE, container.COLOUR_RGB, height=9, width=13),
                               latent.LATENT.id, config, container.Reference(container.REFERENCE_SEEDED, seed=3))
-    tensors = []
-    for k, spec in enumerate(latent.LATENT.tensors(config)):
-        i = np.arange(spec.size, dtype=np.int64)
-        symbols = ((i * 7919 + 13 * k) % 23 - 11) * ((i % (k + 2)) == 0)
-        step = container.LATENT_STEP if spec.role == "latent" else container.storable_step(0.02 * (k + 1))
-        tensors.append(container.CodedTensor(spec, np.float32(step), symbols))
-    return header, tensors
+    return header, golden_tensors(config)
 
 
 def test_golden_image_latent_file():

@@ -123,7 +123,7 @@ class LatentConfig:
         return sum(self.counts) * self.channels + self.network_params()
 
     def macs_per_point(self) -> int:
-        """Multiply-adds of the synthesis network, plus the interpolation (8 per feature value)."""
+        """Multiply-adds of the synthesis network, plus the interpolation (8 per feature value, 4 when flat)."""
         d = self.dims
         return sum(a * b for a, b in zip(d[:-1], d[1:])) + len(corners(self.flat)) * self.feature_dim
 
