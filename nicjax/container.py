@@ -402,9 +402,8 @@ def read_tensors(data: bytes, read: Reader, header: Header, specs: list[TensorSp
             plan = rep.payload_plan(header.model, geometry)
             with entropy.OrderedDecoder(payload, total) as dec:
                 arrays = rep.read_payload(header.model, dec.read, plan)
-                modes = dec.finish()
-            stream, stream_kinds, segments = rep.payload_arrays(header.model, arrays, plan)
-            canonical = entropy.encode_ints(stream, stream_kinds, modes, ordered=True, segments=segments) == payload
+                dec.finish()
+                canonical = dec.recoded() == payload  # = encode_ints of the arrays in stream order, modes given
         else:
             arrays, modes = decode_ints(payload, [s.size for s in specs], kinds, with_modes=True)
             canonical = encode_ints(arrays, kinds, modes) == payload

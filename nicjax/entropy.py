@@ -37,7 +37,7 @@ Decoding a damaged payload raises ValueError in time and memory O(sum(sizes)), a
 hold (`max_values`) are refused before anything is decoded. The decoder tracks two code lengths of what it
 decodes: the ideal one (-log2 of the frozen tables' probabilities), which range_coder's output exceeds by at most a
 few bits, so a payload with bytes to spare (`_SPARE_BITS`) at the end is caught; and a floor under what
-range_coder can have spent (`_Counts.floor_cost`), so a payload that ends early (by more than a byte) is caught as
+range_coder can have spent (`_Counts.costs`), so a payload that ends early (by more than a byte) is caught as
 soon as the floor passes the payload's length (`_SHORT_BITS`). The floor is not the ideal length: range_coder
 gives a table's last symbol the rounding remainder of its range, so that symbol, when the table calls it rare,
 can cost up to ~1 bit less than its ideal (measured: tables of total 8000, last count 1), and a real file
@@ -81,7 +81,7 @@ _SPARE_BITS = 40  # ... and exceed it by this much plus _SPARE_PER_SYMBOL per co
 _SPARE_PER_SYMBOL = 1e-3
 _PLAIN, _GROUPED = 0, 1
 # The cheapest symbol any model codes: a binary model's rarer count stays >= 1 (halving rounds up) and totals stay
-# <= _LIMIT, so no symbol's floor probability (`_Counts.floor_cost`) passes 1 - 1/_LIMIT + 1/_MIN_RANGE: at least
+# <= _LIMIT, so no symbol's floor probability (`_Counts.costs`) passes 1 - 1/_LIMIT + 1/_MIN_RANGE: at least
 # -log2(1 - 2047/2**24) = 1.760e-4 bits. At best one symbol (an all-zero group's largest category) stands for
 # _GROUP values, so a payload of B bytes, which the decoder lets fall short of its floor length by _SHORT_BITS,
 # holds at most MAX_VALUES_PER_BIT * (8 B + 8) values (~1.45 M per byte): a header that asks for more is refused
@@ -138,14 +138,18 @@ class _Counts:
         log_total = math.log2(sum(self.freq))
         return math.fsum(h * (log_total - math.log2(f)) for h, f in zip(hist, self.freq) if h)
 
-    def floor_cost(self, hist: list[int]) -> float:
-        """A floor under range_coder's code length of the same symbols: the ideal one, but the last symbol at the
-        probability rounding can give it (its count's share plus (total - its count) / _MIN_RANGE)."""
+    def costs(self, hist: list[int]) -> tuple[float, float]:
+        """(`cost`, a floor under range_coder's code length of the same symbols): the floor is the ideal length
+        but the last symbol's at the probability rounding can give it (its count's share plus (total - its count) /
+        _MIN_RANGE). What the decoder tracks for every block, in one pass over the table."""
         total, last = sum(self.freq), self.freq[-1]
-        bits = self.cost(hist[:-1] + [0])
+        log_total = math.log2(total)
+        ideal = math.fsum(h * (log_total - math.log2(f)) for h, f in zip(hist, self.freq) if h)
+        floor = ideal
         if hist[-1]:
-            bits += hist[-1] * -math.log2(min(1.0, last / total + (total - last) / _MIN_RANGE))
-        return bits
+            floor += hist[-1] * (math.log2(last) - log_total - math.log2(min(1.0, last / total + (total - last)
+                                                                               / _MIN_RANGE)))
+        return ideal, floor
 
     def update(self, hist: list[int]) -> None:
         f = [x + _INC * h for x, h in zip(self.freq, hist)]
@@ -364,15 +368,24 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
             started.add(kind)
     else:
         pieces = [(mode, plan.calls) for mode, plan, _ in planned.values()]
+    def range_calls():
+        for mode, calls in pieces:
+            if mode is not None:
+                yield [mode], None  # the mode bit
+            for symbols, cdf in calls:
+                yield symbols.tolist(), cdf
+
+    return _range_code(range_calls())
+
+
+def _range_code(calls: Iterable[tuple[list[int], list[int] | None]]) -> bytes:
+    """range_coder's bytes for (symbols, cdf or None for raw bits) calls, in order."""
     fd, path = tempfile.mkstemp(suffix=".rc")
     os.close(fd)
     try:
         enc = range_coder.RangeEncoder(path)
-        for mode, calls in pieces:
-            if mode is not None:
-                enc.encode([mode], _RAW_CDF)
-            for symbols, cdf in calls:
-                enc.encode(symbols.tolist(), _RAW_CDF if cdf is None else cdf)
+        for symbols, cdf in calls:
+            enc.encode(symbols, _RAW_CDF if cdf is None else cdf)
         enc.close()
         with open(path, "rb") as f:
             return f.read()
@@ -382,7 +395,7 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
 
 class _Decoder:
     """range_coder's decoder plus the ideal and the floor code length of what it has decoded (for the damaged-
-    payload checks: bytes to spare, and a payload that ends early)."""
+    payload checks: bytes to spare, and a payload that ends early), and the calls it made (`recoded`)."""
 
     def __init__(self, path: str, payload_bits: int):
         self.dec = range_coder.RangeDecoder(path)
@@ -390,22 +403,38 @@ class _Decoder:
         self.ideal_bits = 0.0
         self.floor_bits = 0.0
         self.symbols = 0
+        self.calls: list[tuple[list[int], list[int] | None]] = []
+
+    def recoded(self) -> bytes:
+        """The bytes the encoder writes for what was decoded (its canonical form). The decoder's calls are the
+        encoder's for the decoded values and modes, one for one: block lengths follow from the sizes, modes and
+        segments; each call's symbols are the ones the encoder derives from the values (a group's largest category
+        is checked against its values', every other symbol is a bit field or category the values are built from);
+        and the tables are the same counts updated by the same symbols. So coding the calls again gives
+        `encode_ints(values, kinds, modes, ...)` without planning it again (tests compare the two)."""
+        return _range_code(self.calls)
 
     def decode(self, n: int, model: _Counts | None) -> np.ndarray:
         self.symbols += n
         if model is None:  # raw bits
-            out = np.fromiter(self.dec.decode(n, _RAW_CDF), dtype=np.int64, count=n)
+            symbols = self.dec.decode(n, _RAW_CDF)
+            out = np.fromiter(symbols, dtype=np.int64, count=n)
             if out.size and out.max() > 1:
                 raise ValueError("entropy payload is corrupted (symbol out of range)")
+            self.calls.append((symbols, None))
             self.ideal_bits += n
             self.floor_bits += n * -math.log2(0.5 + 1 / _MIN_RANGE)
         else:
-            out = np.fromiter(self.dec.decode(n, model.cdf()), dtype=np.int64, count=n)
+            cdf = model.cdf()
+            symbols = self.dec.decode(n, cdf)
+            out = np.fromiter(symbols, dtype=np.int64, count=n)
             if out.size and out.max() >= model.size:
                 raise ValueError("entropy payload is corrupted (symbol out of range)")
+            self.calls.append((symbols, cdf))
             hist = np.bincount(out, minlength=model.size).tolist()
-            self.ideal_bits += model.cost(hist)
-            self.floor_bits += model.floor_cost(hist)
+            ideal, floor = model.costs(hist)
+            self.ideal_bits += ideal
+            self.floor_bits += floor
             model.update(hist)
         if self.floor_bits > self.payload_bits + _SHORT_BITS:
             raise ValueError("entropy payload is truncated or corrupted (it ends before its symbols)")
@@ -554,6 +583,11 @@ class OrderedDecoder:
         if not self.total:
             raise ValueError("entropy payload is corrupted (bytes but no symbols)")
         return [mode for mode, _ in self.kinds.values()]
+
+    def recoded(self) -> bytes:
+        """After `finish`: what `encode_ints(arrays, kinds, modes, ordered=True, segments=)` gives for the arrays
+        read (`_Decoder.recoded`); the payload if and only if it is in canonical form."""
+        return self.dec.recoded() if self.dec is not None else b""
 
     def __enter__(self):
         return self

@@ -233,6 +233,28 @@ def test_decoded_modes_code_the_same_bytes_again():
         entropy.encode_ints(arrays, kinds, [0, 1, 0])
 
 
+def test_an_ordered_decoder_codes_again_what_the_encoder_writes():
+    """OrderedDecoder.recoded() (the container's canonical check, from the decoder's own calls) is the encoder's
+    output for the decoded arrays with the decoded modes, whichever modes the stream took: both modes, several kinds
+    and segments, empty arrays, values with raw mantissa bits and all-zero blocks."""
+    r = np.random.default_rng(7)
+    arrays = [np.rint(r.laplace(0, r.choice([0.05, 0.5, 3, 300, 1e6]), int(r.integers(0, 700)))).astype(np.int64)
+              for _ in range(40)]
+    kinds = [int(k) for k in r.integers(0, 4, len(arrays))]
+    segments = [i // 10 for i in range(len(arrays))]
+    used = list(dict.fromkeys(k for k, a in zip(kinds, arrays) if a.size))  # kinds by their first non-empty array
+    for modes in (None, [i % 2 for i in range(len(used))], [1 - i % 2 for i in range(len(used))]):
+        data = entropy.encode_ints(arrays, kinds, modes, ordered=True, segments=segments)
+        with entropy.OrderedDecoder(data, 1 << 20) as dec:
+            back = [dec.read(a.size, k, g) for a, k, g in zip(arrays, kinds, segments)]
+            decoded_modes = dec.finish()
+            assert dec.recoded() == data
+        assert modes is None or decoded_modes == modes
+        for a, b in zip(arrays, back):
+            np.testing.assert_array_equal(a, b)
+        assert entropy.encode_ints(back, kinds, decoded_modes, ordered=True, segments=segments) == data
+
+
 def test_a_payload_shorter_than_its_ideal_length_decodes():
     """range_coder gives a table's last symbol the rounding remainder of its range, so a stream whose rare last
     symbols turn frequent (a sign model after long runs of positive values, as in a dense cloud's latents) codes in

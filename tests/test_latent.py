@@ -551,7 +551,7 @@ def test_the_rate_models_own_learning_rate(cloud):
 def test_the_context_rate_model_sees_the_coders_contexts(cloud):
     """Training's context rate model (fit.context_rate_bits) reads each node's context from the same neighbours
     and with the same integer arithmetic as the coder (latent.context_kinds on the decoded classes before the
-    node's pass), and prices each value under its context's Laplace; a training with it writes a file that
+    node's pass, which the coder's `_by_context` computes too), and prices each value under its context's Laplace; a training with it writes a file that
     decodes."""
     import jax.numpy as jnp
 
@@ -570,9 +570,13 @@ def test_the_context_rate_model_sees_the_coders_contexts(cloud):
         scales = rng.uniform(-2, 1, (config.channels, latent.CONTEXTS))
         latents[name], log_scales[name] = jnp.asarray(q, jnp.float32), jnp.asarray(scales, jnp.float32)
         for c in range(config.channels):
-            kinds = np.empty(count, np.int64)
-            for sel, nb in passes:
+            kinds, coded = np.empty(count, np.int64), np.full(count, -1)
+            values = np.append(q[c].astype(np.int64), 0)
+            for (sel, nb), (_, padded, n) in zip(passes, latent._coding_passes(passes, count)):
                 kinds[sel] = latent.context_kinds(q[c].astype(np.int64), nb) - latent.CONTEXT_KIND0
+                for k, nodes in latent._by_context(values, sel, padded, n):  # the coder's grouping of the pass
+                    coded[nodes] = k - latent.CONTEXT_KIND0
+            np.testing.assert_array_equal(coded, kinds)
             assert kinds.min() >= 0 and kinds.max() < latent.CONTEXTS and len(np.unique(kinds)) > 3
             expected += float(np.sum(fit.laplace_bits(jnp.asarray(q[c], jnp.float32),
                                                       jnp.asarray(scales[c][kinds], jnp.float32))))

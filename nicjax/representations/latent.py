@@ -300,7 +300,7 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool =
 
 def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray:
     """(N, L·8 + 3) float32: per level, the indices of the 8 nodes around each point (−1 where that node is not
-    occupied; exact as float32: at most 2^24 nodes), then the point's position in the octree's frame. The weights
+    occupied, or weighs 0 at all the points asked; exact as float32: at most 2^24 nodes), then the point's position in the octree's frame. The weights
     are the network's work (`neighbour_weights`, in the jitted apply, which also knows the interpolation): computed
     here in numpy they took most of the decode. A point in no occupied node at a level (possible only off the
     geometry) gets feature 0 there. `flat`: the 4 nodes around it in its own z layer (`corners`), (N, L·4 + 3)."""
@@ -320,6 +320,14 @@ def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray
         if table is not None:  # one z layer (an image): the 4 corners from a dense table of the layer's nodes
             out[:, level * m:(level + 1) * m] = _layer_corner_indices(table, base_node)
             continue
+        # Where every point lies on its nodes' centre plane along an axis (the geometry's voxel centres at level
+        # 0, on every axis), the upper corners along it weigh 0 at every point: they are not looked up (−1, as if
+        # unoccupied: the same weights, the same features), which at level 0 is 7 searches of 8.
+        u = p * np.float32(1.0 / (1 << k)) - np.float32(0.5)
+        on_centre = (u == np.floor(u)).all(axis=0)
+        needed = (cs[:, on_centre] == 0).all(axis=1)
+        columns = out[:, level * m:(level + 1) * m]
+        columns[:, ~needed] = -1
         # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
         # than the points at coarse levels; the cells come out in raster order, which keeps the search local).
         shifted = base_node + 1  # >= 0 for points in the frame
@@ -328,9 +336,9 @@ def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray
             raster = (shifted[:, 0] << 42) | (shifted[:, 1] << 21) | shifted[:, 2]
             cells, inverse = np.unique(raster, return_inverse=True)
             cells = np.stack([cells >> 42, (cells >> 21) & 0x1FFFFF, cells & 0x1FFFFF], axis=-1)
-            out[:, level * m:(level + 1) * m] = _corner_indices(keys, cells - 1, cs)[inverse]
+            columns[:, needed] = _corner_indices(keys, cells - 1, cs[needed])[inverse]
         else:  # points far off the frame (random access anywhere): per point
-            out[:, level * m:(level + 1) * m] = _corner_indices(keys, base_node, cs)
+            columns[:, needed] = _corner_indices(keys, base_node, cs[needed])
     out[:, -3:] = p
     return out
 
@@ -396,10 +404,33 @@ def context_kinds(values, neighbours, xp=np):
     or jax.numpy (training's rate model, `fit.context_rate_bits`), the same integer arithmetic."""
     valid = neighbours >= 0
     v = xp.where(valid, values[xp.maximum(neighbours, 0)], 0)
-    a, n, s = xp.abs(v).sum(axis=1), valid.sum(axis=1), v.sum(axis=1)
+    return _kinds(xp.abs(v).sum(axis=1), valid.sum(axis=1), v.sum(axis=1), xp)
+
+
+def _kinds(a, n, s, xp):
+    """`context_kinds` from each node's A, N and S."""
     band = 2 + (4 * a >= n).astype(a.dtype) + (2 * a >= n) + (a >= n) + (a >= 2 * n) + (a >= 4 * n)
     kind = xp.where(n == 0, 0, xp.where(a == 0, 1, 2 + (band - 2) * 3 + xp.sign(s) + 1))
     return CONTEXT_KIND0 + kind
+
+
+def _coding_passes(passes: list, count: int):
+    """Per pass of a level: (its nodes, their neighbours with −1 turned into `count`, N), so that the coder reads
+    the neighbours' values from the channel's values with a 0 appended (one gather, no mask per channel)."""
+    return [(sel, np.where(neighbours >= 0, neighbours, count), (neighbours >= 0).sum(axis=1))
+            for sel, neighbours in passes]
+
+
+def _by_context(values: np.ndarray, sel: np.ndarray, neighbours: np.ndarray, n: np.ndarray):
+    """(kind, the nodes of the pass in that context, in node order) for each context present, in increasing
+    order: `context_kinds` through `_coding_passes` (values: the channel's, a 0 appended)."""
+    v = values[neighbours]
+    kind = _kinds(np.abs(v).sum(axis=1), n, v.sum(axis=1), np)
+    order = np.argsort(kind, kind="stable")  # node order within each context
+    counts = np.bincount(kind)
+    ends = np.cumsum(counts)
+    for k in np.flatnonzero(counts).tolist():
+        yield k, sel[order[ends[k] - counts[k]:ends[k]]]
 
 
 def causal_neighbours(passes: list, count: int) -> np.ndarray:
@@ -420,11 +451,12 @@ def context_stream(plan: list, latents: list) -> tuple[list, list, list]:
     arrays, kinds, segments = [], [], []
     for level, (passes, q) in enumerate(zip(plan, latents)):
         q = np.asarray(q, np.int64)
+        coding = _coding_passes(passes, q.shape[1])
         for c in range(q.shape[0]):
-            for sel, neighbours in passes:
-                kind = context_kinds(q[c], neighbours)
-                for k in entropy.present(kind).tolist():
-                    arrays.append(q[c, sel[kind == k]])
+            values = np.append(q[c], 0)
+            for sel, neighbours, n in coding:
+                for k, nodes in _by_context(values, sel, neighbours, n):
+                    arrays.append(values[nodes])
                     kinds.append(k)
                     segments.append((level, c))
     return arrays, kinds, segments
@@ -434,14 +466,13 @@ def read_context_stream(plan: list, channels: int, counts: tuple, read) -> list:
     """The inverse of `context_stream`: (channels, nodes) int64 latents per level from `read(n, kind, segment)`."""
     out = []
     for level, (passes, count) in enumerate(zip(plan, counts)):
-        q = np.zeros((channels, count), np.int64)
+        q = np.zeros((channels, count + 1), np.int64)  # a 0 appended: what a missing neighbour reads
+        coding = _coding_passes(passes, count)
         for c in range(channels):
-            for sel, neighbours in passes:
-                kind = context_kinds(q[c], neighbours)  # from the classes before this pass only: decoded
-                for k in entropy.present(kind).tolist():
-                    where = sel[kind == k]
-                    q[c, where] = read(where.size, k, (level, c))
-        out.append(q)
+            for sel, neighbours, n in coding:  # contexts from the classes before this pass only: decoded
+                for k, nodes in _by_context(q[c], sel, neighbours, n):
+                    q[c, nodes] = read(nodes.size, k, (level, c))
+        out.append(q[:, :count])
     return out
 
 
