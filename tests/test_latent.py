@@ -422,6 +422,44 @@ def test_context_passes_find_the_occupied_neighbours_of_earlier_classes():
             assert neighbours[row].tolist() == expected
 
 
+def test_the_neighbour_table_holds_every_neighbour():
+    """neighbour_table (from the causal passes, written forwards and back) has at each of the 27 offsets the
+    brute-force neighbour, or −1."""
+    rng = np.random.default_rng(5)
+    xyz = np.concatenate([rng.integers(0, 7, (200, 3)), rng.integers(40, 44, (30, 3))]).astype(np.float64)
+    tree = latent.octree(xyz, (0, 1))
+    for level, keys in enumerate(tree.keys):
+        nodes = latent._unpack(keys)
+        where = {tuple(n): i for i, n in enumerate(nodes.tolist())}
+        table = latent.neighbour_table(tree, level)
+        for d in np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]):
+            expected = [where.get(tuple((n + d).tolist()), -1) for n in nodes]
+            assert table[latent._offset_code(d)].tolist() == expected
+
+
+def test_features_from_the_neighbour_table_are_the_searched_ones(monkeypatch):
+    """At the geometry's own points (each in an occupied node) features read each cell's corners from the
+    neighbour table; they are the key search's (random access keeps it), on sparse and dense clouds, at levels
+    from 2^0 (where voxel centres weigh only their own node) and above; the kept octree is the same object for
+    the same content and levels only."""
+    rng = np.random.default_rng(6)
+    sparse = np.unique(rng.integers(0, 60, (2500, 3)), axis=0).astype(np.float64)
+    for xyz, scales in ((sparse, (1, 2, 3)), (sparse, (0, 2, 4)), (cube(14), (0, 1, 2, 3))):
+        tree = latent.octree(xyz, scales)
+        assert latent.octree(xyz.copy(), scales) is tree
+        assert latent.octree(xyz, scales[1:]) is not tree
+        tree = latent.octree(xyz, scales)
+        near = np.concatenate([xyz[:40] + rng.uniform(-0.5, 0.5, (40, 3)), xyz[:5] + 30.0])  # one off the frame
+        fast, off = latent.features(tree, xyz), latent.features(tree, near)
+        assert latent._own_nodes(tree, (xyz - tree.low + 0.5).astype(np.float32)) is not None
+        monkeypatch.setattr(latent, "_own_nodes", lambda tree, p: None)
+        np.testing.assert_array_equal(latent.features(tree, xyz), fast)
+        np.testing.assert_array_equal(latent.features(tree, near), off)
+        monkeypatch.undo()
+        if scales[0] == 0:  # level 0 at voxel centres: only the own node is looked up, the other corners −1
+            assert (fast[:, 1:8] == -1).all() and (fast[:, 0] >= 0).all()
+
+
 def test_node_keys_are_morton_codes():
     """Sorted keys put a level's nodes in Morton order (z fastest, then y, then x, bit by bit), a parent's key is
     its children's >> 3, and keys round-trip to node indices over the whole 21-bit range."""

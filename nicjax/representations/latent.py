@@ -25,6 +25,7 @@ container sizes the tensors from the header alone, and the decoder checks the tw
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import jax
@@ -238,17 +239,40 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Octree:
-    """The occupied nodes of each level (sorted keys) and the frame they live in."""
+    """The occupied nodes of each level (sorted keys) and the frame they live in; `derived` holds what is computed
+    from them once (`level_passes`, `neighbour_table`)."""
 
     low: np.ndarray  # (3,) the geometry's floor(min): points are placed relative to it
     keys: tuple  # per level: sorted int64 keys of the occupied nodes
     scales: tuple
+    derived: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+_LAST_OCTREE: dict = {}  # (the geometry's digest, scales) -> its Octree: the last one built
 
 
 def octree(geometry: np.ndarray, scales: tuple) -> Octree:
-    xyz = np.asarray(geometry, np.float64)
+    """The octree of a geometry at these levels. The last one built is kept, keyed by the geometry's content: a
+    decode asks for it twice (the payload's contexts, then the features), and both then share its neighbour
+    searches (`level_passes`)."""
+    xyz = np.ascontiguousarray(geometry, np.float64)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or not len(xyz) or not np.isfinite(xyz).all():
         raise ValueError("latents need an (N, 3) finite geometry")
+    key = (hashlib.blake2b(memoryview(xyz).cast("B"), digest_size=16).digest(), xyz.shape, tuple(scales))
+    if key in _LAST_OCTREE:
+        return _LAST_OCTREE[key]
+    tree = _build_octree(xyz, tuple(scales))
+    _LAST_OCTREE.clear()
+    _LAST_OCTREE[key] = tree
+    return tree
+
+
+def forget_octrees() -> None:
+    """Drops the kept octree (benchmarks time a decode as the first of its geometry)."""
+    _LAST_OCTREE.clear()
+
+
+def _build_octree(xyz: np.ndarray, scales: tuple) -> Octree:
     low = np.floor(xyz.min(axis=0))
     if (xyz - low).max() >= float(1 << 21):
         raise ValueError("the geometry spans more than 2^21 voxels")
@@ -259,6 +283,8 @@ def octree(geometry: np.ndarray, scales: tuple) -> Octree:
         for _ in range(k - finer):
             level = _parents(level)
         keys.append(level)
+    for level in keys:  # shared by every caller of the kept octree
+        level.flags.writeable = False
     return Octree(low, tuple(keys), tuple(scales))
 
 
@@ -300,7 +326,8 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool =
 
 def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray:
     """(N, L·8 + 3) float32: per level, the indices of the 8 nodes around each point (−1 where that node is not
-    occupied, or weighs 0 at all the points asked; exact as float32: at most 2^24 nodes), then the point's position in the octree's frame. The weights
+    occupied, or weighs 0 at all the points asked; exact as float32: at most 2^24 nodes), then the point's
+    position in the octree's frame. The weights
     are the network's work (`neighbour_weights`, in the jitted apply, which also knows the interpolation): computed
     here in numpy they took most of the decode. A point in no occupied node at a level (possible only off the
     geometry) gets feature 0 there. `flat`: the 4 nodes around it in its own z layer (`corners`), (N, L·4 + 3)."""
@@ -311,9 +338,12 @@ def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray
     p = (np.asarray(points, np.float64) - tree.low + 0.5).astype(np.float32)
     n = len(p)
     out = np.empty((n, len(tree.scales) * m + 3), np.float32)
+    own = None if flat else _own_nodes(tree, p)
     for level, (k, keys) in enumerate(zip(tree.scales, tree.keys)):
         # the lower neighbour per axis, in float32 as neighbour_weights computes it (a power-of-two scale: exact)
-        base_node = np.floor(p * np.float32(1.0 / (1 << k)) - np.float32(0.5)).astype(np.int64)  # (N, 3)
+        u = p * np.float32(1.0 / (1 << k)) - np.float32(0.5)
+        lower = np.floor(u)
+        base_node = lower.astype(np.int64)  # (N, 3)
         if flat:  # along z the point's own node
             base_node[:, 2] = np.floor(p[:, 2] * np.float32(1.0 / (1 << k))).astype(np.int64)
         table = _layer_table(keys) if flat else None
@@ -323,24 +353,55 @@ def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray
         # Where every point lies on its nodes' centre plane along an axis (the geometry's voxel centres at level
         # 0, on every axis), the upper corners along it weigh 0 at every point: they are not looked up (−1, as if
         # unoccupied: the same weights, the same features), which at level 0 is 7 searches of 8.
-        u = p * np.float32(1.0 / (1 << k)) - np.float32(0.5)
-        on_centre = (u == np.floor(u)).all(axis=0)
-        needed = (cs[:, on_centre] == 0).all(axis=1)
+        needed = (cs[:, (u == lower).all(axis=0)] == 0).all(axis=1)
         columns = out[:, level * m:(level + 1) * m]
         columns[:, ~needed] = -1
+        needed = slice(None) if needed.all() else needed  # (a slice: a plain copy into the columns)
         # Points between the same 8 node centres share their indices: look those up once per such cell (far fewer
         # than the points at coarse levels; the cells come out in raster order, which keeps the search local).
         shifted = base_node + 1  # >= 0 for points in the frame
-        if shifted.min() >= 0 and shifted.max() < (1 << 21):
-            # a raster key is enough to find the distinct cells (cheaper than a Morton one over every point)
-            raster = (shifted[:, 0] << 42) | (shifted[:, 1] << 21) | shifted[:, 2]
+        if shifted.min() < 0 or shifted.max() >= (1 << 21):  # points far off the frame (random access): per point
+            columns[:, needed] = _corner_indices(keys, base_node, cs[needed])
+            continue
+        # a raster key is enough to find the distinct cells (cheaper than a Morton one over every point)
+        raster = (shifted[:, 0] << 42) | (shifted[:, 1] << 21) | shifted[:, 2]
+        if own is None:  # some point in no occupied node: the corners' keys searched
             cells, inverse = np.unique(raster, return_inverse=True)
             cells = np.stack([cells >> 42, (cells >> 21) & 0x1FFFFF, cells & 0x1FFFFF], axis=-1)
             columns[:, needed] = _corner_indices(keys, cells - 1, cs[needed])[inverse]
-        else:  # points far off the frame (random access anywhere): per point
-            columns[:, needed] = _corner_indices(keys, base_node, cs[needed])
+            continue
+        # Every point in an occupied node: a cell's corners are neighbours of the node of any point in it (corner c
+        # is base + c = own + c − upper, upper per axis: whether that point is in its node's upper half), read from
+        # the level's `neighbour_table`, no search.
+        _, first, inverse = np.unique(raster, return_index=True, return_inverse=True)
+        upper = ((u[first] - lower[first]) >= 0.5).astype(np.int64) @ _CODE_WEIGHTS
+        count = len(keys)
+        at = own[level][first] + (13 - upper) * count  # in the flattened table: corner (0, 0, 0)
+        corner_at = (cs[needed] @ _CODE_WEIGHTS) * count
+        columns[:, needed] = neighbour_table(tree, level).ravel()[at[:, None] + corner_at][inverse]
     out[:, -3:] = p
     return out
+
+
+def _own_nodes(tree: Octree, p: np.ndarray) -> list | None:
+    """Per level, the index of the node each point lies in, floor(p / 2^k) (exact in float32 for 0 <= p < 2^22,
+    and so the node `neighbour_weights` places it in), found at the finest level and followed up through the
+    parents; None when some point lies in no occupied node (random access off the geometry)."""
+    if not len(p) or p.min() < 0 or p.max() >= float(1 << 22):
+        return None
+    keys = tree.keys[0]
+    key = _pack(np.floor(p * np.float32(1.0 / (1 << tree.scales[0]))).astype(np.int64))
+    idx = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+    if not (keys[idx] == key).all():
+        return None
+    own = [idx]
+    for level in range(1, len(tree.scales)):
+        shift = 3 * (tree.scales[level] - tree.scales[level - 1])
+        own.append(np.searchsorted(tree.keys[level], tree.keys[level - 1] >> shift)[own[-1]])
+    return own
+
+
+_CODE_WEIGHTS = np.array([9, 3, 1])  # offset (or corner) per axis -> its `_offset_code` − 13
 
 
 # --- same-level context coding of the latents -----------------------------------------------------------------
@@ -359,6 +420,38 @@ _OFFSETS = np.array([(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for 
 _OFFSET_CLASSES = (_OFFSETS[:, 0] & 1) | (_OFFSETS[:, 1] & 1) << 1 | (_OFFSETS[:, 2] & 1) << 2
 CONTEXT_KIND0 = 3  # the coder kinds of the contexts start after the roles' (0 kernel, 1 bias, 2 latent)
 CONTEXTS = 20  # context_kinds: none decoded, all zero, 6 bands x 3 signs
+
+
+def level_passes(tree: Octree, level: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`context_passes` of a level of the octree, computed once per octree."""
+    if ("passes", level) not in tree.derived:
+        tree.derived["passes", level] = context_passes(tree.keys[level])
+    return tree.derived["passes", level]
+
+
+def _offset_code(d) -> int:
+    """The column of offset d (each component −1, 0, 1) in a `neighbour_table`: 13 for the node itself."""
+    return int((d[0] + 1) * 9 + (d[1] + 1) * 3 + d[2] + 1)
+
+
+def neighbour_table(tree: Octree, level: int) -> np.ndarray:
+    """(27, nodes) int32: the index of each node's neighbour at every offset (`_offset_code`), −1 where there is
+    none; from the level's context passes, whose causal lists hold every pair of neighbours once (two neighbours
+    differ in parity class, and the later class lists the earlier): each entry is written forwards and back.
+    Computed once per octree."""
+    if ("neighbours", level) not in tree.derived:
+        count = len(tree.keys[level])
+        table = np.full((27, count), -1, np.int32)  # offset-major: each write below runs along one row
+        table[13] = np.arange(count)
+        for p, (sel, neighbours) in enumerate(level_passes(tree, level)):
+            for j, d in enumerate(_OFFSETS[(_OFFSET_CLASSES ^ p) < p]):
+                ok = np.flatnonzero(neighbours[:, j] >= 0)
+                node, found = sel[ok], neighbours[ok, j]
+                table[_offset_code(d), node] = found
+                table[_offset_code(-d), found] = node
+        table.flags.writeable = False
+        tree.derived["neighbours", level] = table
+    return tree.derived["neighbours", level]
 
 
 def context_passes(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -778,7 +871,8 @@ class LatentRepresentation:
 
     def payload_plan(self, config: LatentConfig, geometry) -> list:
         """Per level, its `context_passes`; NicError if the geometry's octree is not the header's."""
-        return [context_passes(keys) for keys in checked_octree(config, geometry).keys]
+        tree = checked_octree(config, geometry)
+        return [level_passes(tree, level) for level in range(len(tree.keys))]
 
     def payload_arrays(self, config: LatentConfig, symbols: list, plan: list) -> tuple[list, list, list]:
         """(arrays, kinds, segments) of the coded tensors' symbols in stream order: the latents level by level
