@@ -37,7 +37,7 @@ Decoding a damaged payload raises ValueError in time and memory O(sum(sizes)), a
 hold (`max_values`) are refused before anything is decoded. The decoder tracks two code lengths of what it
 decodes: the ideal one (-log2 of the frozen tables' probabilities), which range_coder's output exceeds by at most a
 few bits, so a payload with bytes to spare (`_SPARE_BITS`) at the end is caught; and a floor under what
-range_coder can have spent (`_Counts.costs`), so a payload that ends early (by more than a byte) is caught as
+range_coder can have spent (`_Counts.account`), so a payload that ends early (by more than a byte) is caught as
 soon as the floor passes the payload's length (`_SHORT_BITS`). The floor is not the ideal length: range_coder
 gives a table's last symbol the rounding remainder of its range, so that symbol, when the table calls it rare,
 can cost up to ~1 bit less than its ideal (measured: tables of total 8000, last count 1), and a real file
@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 import os
 import tempfile
 from itertools import accumulate
@@ -81,7 +82,7 @@ _SPARE_BITS = 40  # ... and exceed it by this much plus _SPARE_PER_SYMBOL per co
 _SPARE_PER_SYMBOL = 1e-3
 _PLAIN, _GROUPED = 0, 1
 # The cheapest symbol any model codes: a binary model's rarer count stays >= 1 (halving rounds up) and totals stay
-# <= _LIMIT, so no symbol's floor probability (`_Counts.costs`) passes 1 - 1/_LIMIT + 1/_MIN_RANGE: at least
+# <= _LIMIT, so no symbol's floor probability (`_Counts.account`) passes 1 - 1/_LIMIT + 1/_MIN_RANGE: at least
 # -log2(1 - 2047/2**24) = 1.760e-4 bits. At best one symbol (an all-zero group's largest category) stands for
 # _GROUP values, so a payload of B bytes, which the decoder lets fall short of its floor length by _SHORT_BITS,
 # holds at most MAX_VALUES_PER_BIT * (8 B + 8) values (~1.45 M per byte): a header that asks for more is refused
@@ -138,18 +139,28 @@ class _Counts:
         log_total = math.log2(sum(self.freq))
         return math.fsum(h * (log_total - math.log2(f)) for h, f in zip(hist, self.freq) if h)
 
-    def costs(self, hist: list[int]) -> tuple[float, float]:
-        """(`cost`, a floor under range_coder's code length of the same symbols): the floor is the ideal length
-        but the last symbol's at the probability rounding can give it (its count's share plus (total - its count) /
-        _MIN_RANGE). What the decoder tracks for every block, in one pass over the table."""
-        total, last = sum(self.freq), self.freq[-1]
+    def account(self, seen: Counter) -> tuple[float, float]:
+        """The decoder's bookkeeping of a block decoded with the frozen table, from its symbols' counts: (the ideal
+        code length, a floor under range_coder's), then the update (`update`'s, from the symbols present only). The
+        floor is the ideal length but the last symbol's at the probability rounding can give it (its count's share
+        plus (total - its count) / _MIN_RANGE). A plain sum: these lengths only meet thresholds with bits of slack."""
+        freq = self.freq
+        total = sum(freq)
         log_total = math.log2(total)
-        # (a plain sum: these lengths only meet thresholds with bits of slack, and fsum was a tenth of a decode)
-        ideal = sum([h * (log_total - math.log2(f)) for h, f in zip(hist, self.freq) if h])
+        ideal = sum([h * (log_total - math.log2(freq[symbol])) for symbol, h in seen.items()])
         floor = ideal
-        if hist[-1]:
-            floor += hist[-1] * (math.log2(last) - log_total - math.log2(min(1.0, last / total + (total - last)
-                                                                               / _MIN_RANGE)))
+        last = self.size - 1
+        if last in seen:
+            f = freq[last]
+            floor += seen[last] * (math.log2(f) - log_total - math.log2(min(1.0, f / total + (total - f) / _MIN_RANGE)))
+        freq = list(freq)
+        for symbol, h in seen.items():
+            freq[symbol] += _INC * h
+            total += _INC * h
+        while total > _LIMIT:
+            freq = [(x + 1) >> 1 for x in freq]
+            total = sum(freq)
+        self.freq = freq
         return ideal, floor
 
     def update(self, hist: list[int]) -> None:
@@ -428,15 +439,14 @@ class _Decoder:
         else:
             cdf = model.cdf()
             symbols = self.dec.decode(n, cdf)
-            out = np.fromiter(symbols, dtype=np.int64, count=n)
-            if out.size and out.max() >= model.size:
+            seen = Counter(symbols)
+            if seen and max(seen) >= model.size:
                 raise ValueError("entropy payload is corrupted (symbol out of range)")
+            out = np.fromiter(symbols, dtype=np.int64, count=n)
             self.calls.append((symbols, cdf))
-            hist = np.bincount(out, minlength=model.size).tolist()
-            ideal, floor = model.costs(hist)
+            ideal, floor = model.account(seen)
             self.ideal_bits += ideal
             self.floor_bits += floor
-            model.update(hist)
         if self.floor_bits > self.payload_bits + _SHORT_BITS:
             raise ValueError("entropy payload is truncated or corrupted (it ends before its symbols)")
         return out
