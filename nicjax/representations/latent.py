@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -249,6 +250,9 @@ class Octree:
 
 
 _LAST_OCTREE: dict = {}  # (the geometry's digest, scales) -> its Octree: the last one built
+# Held while the kept octree or one of its derived arrays is built, so that a decode's payload and its features,
+# computed side by side (`codec.decode`), build each once and share it.
+_BUILDING = threading.RLock()
 
 
 def octree(geometry: np.ndarray, scales: tuple) -> Octree:
@@ -259,12 +263,12 @@ def octree(geometry: np.ndarray, scales: tuple) -> Octree:
     if xyz.ndim != 2 or xyz.shape[1] != 3 or not len(xyz) or not np.isfinite(xyz).all():
         raise ValueError("latents need an (N, 3) finite geometry")
     key = (hashlib.blake2b(memoryview(xyz).cast("B"), digest_size=16).digest(), xyz.shape, tuple(scales))
-    if key in _LAST_OCTREE:
+    with _BUILDING:
+        if key not in _LAST_OCTREE:
+            tree = _build_octree(xyz, tuple(scales))
+            _LAST_OCTREE.clear()
+            _LAST_OCTREE[key] = tree
         return _LAST_OCTREE[key]
-    tree = _build_octree(xyz, tuple(scales))
-    _LAST_OCTREE.clear()
-    _LAST_OCTREE[key] = tree
-    return tree
 
 
 def forget_octrees() -> None:
@@ -424,9 +428,10 @@ CONTEXTS = 20  # context_kinds: none decoded, all zero, 6 bands x 3 signs
 
 def level_passes(tree: Octree, level: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """`context_passes` of a level of the octree, computed once per octree."""
-    if ("passes", level) not in tree.derived:
-        tree.derived["passes", level] = context_passes(tree.keys[level])
-    return tree.derived["passes", level]
+    with _BUILDING:
+        if ("passes", level) not in tree.derived:
+            tree.derived["passes", level] = context_passes(tree.keys[level])
+        return tree.derived["passes", level]
 
 
 def _offset_code(d) -> int:
@@ -439,6 +444,11 @@ def neighbour_table(tree: Octree, level: int) -> np.ndarray:
     none; from the level's context passes, whose causal lists hold every pair of neighbours once (two neighbours
     differ in parity class, and the later class lists the earlier): each entry is written forwards and back.
     Computed once per octree."""
+    with _BUILDING:
+        return _neighbour_table(tree, level)
+
+
+def _neighbour_table(tree: Octree, level: int) -> np.ndarray:
     if ("neighbours", level) not in tree.derived:
         count = len(tree.keys[level])
         table = np.full((27, count), -1, np.int32)  # offset-major: each write below runs along one row
