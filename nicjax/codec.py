@@ -388,41 +388,53 @@ def cloud_inputs(header: container.Header, xyz: np.ndarray, points: np.ndarray |
     return network_inputs(model_of(header), xyz, points)
 
 
-def decode_params(header: container.Header, params, context: DecodeContext) -> Decoded:
-    """The signal a decoded (header, params) describes."""
+def decode_inputs(header: container.Header, context: DecodeContext) -> tuple[np.ndarray, np.ndarray | None]:
+    """(what the network reads for this decode, the coded geometry or None): at the geometry's points for a
+    cloud, at the output pixels for an image (`context.scale`)."""
     if header.signal.kind == container.SIGNAL_POINTCLOUD:
         if context.geometry is None:
             raise NicError("a point-cloud file decodes only with its geometry")
         xyz = coded_geometry(header, context.geometry)
-        return Decoded(header, colours_at(header, params, cloud_inputs(header, xyz)), xyz)
+        return cloud_inputs(header, xyz), xyz
+    s = header.signal
+    h, w = _image_size(header, context)
+    model = model_of(header)
+    if hasattr(model.representation, "inputs"):  # latents on the pixel grid: read between the coded pixels
+        return network_inputs(model, header_geometry(header, None), imaging.pixel_positions(s.height, s.width,
+                                                                                            context.scale)), None
+    return imaging.grid(h, w), None
+
+
+def _image_size(header: container.Header, context: DecodeContext) -> tuple[int, int]:
     s = header.signal
     if s.height < 1 or s.width < 1 or s.height > imaging.MAX_SIDE or s.width > imaging.MAX_SIDE:
         raise NicError(f"file is corrupted (an image of {s.width}×{s.height} pixels)")
-    h, w = imaging.scaled_size(s.height, s.width, context.scale)
-    channels = header.model.out_dim
-    model = model_of(header)
-    if hasattr(model.representation, "inputs"):  # latents on the pixel grid: read between the coded pixels
-        inputs = network_inputs(model, header_geometry(header, None), imaging.pixel_positions(s.height, s.width,
-                                                                                             context.scale))
-    else:
-        inputs = imaging.grid(h, w)
-    return Decoded(header, colours_at(header, params, inputs).reshape(h, w, channels))
+    return imaging.scaled_size(s.height, s.width, context.scale)
+
+
+def decode_params(header: container.Header, params, context: DecodeContext, inputs=None) -> Decoded:
+    """The signal a decoded (header, params) describes; `inputs`: `decode_inputs`' result, if computed already."""
+    inputs, xyz = decode_inputs(header, context) if inputs is None else inputs
+    colours = colours_at(header, params, inputs)
+    if header.signal.kind == container.SIGNAL_POINTCLOUD:
+        return Decoded(header, colours, xyz)
+    h, w = _image_size(header, context)
+    return Decoded(header, colours.reshape(h, w, header.model.out_dim))
 
 
 def decode(data: bytes, context: DecodeContext = DecodeContext()) -> Decoded:
-    """The codec protocol's decode: the file's signal, given what `context` holds. A cloud whose representation
-    derives its inputs from the geometry (latent) has them computed in a second thread while the payload decodes
-    (numpy beside the entropy decoder's Python: the two cores of a laptop both busy); the same inputs either way."""
-    header = None if context.geometry is None else container.decode_header(data, representations.REGISTRY)[0]
-    if header is None or header.signal.kind != container.SIGNAL_POINTCLOUD or not hasattr(
-            model_of(header).representation, "inputs"):
+    """The codec protocol's decode: the file's signal, given what `context` holds. A representation that derives
+    its inputs from the geometry (latent: a cloud's, or an image's pixel grid) has them computed in a second thread
+    while the payload decodes (numpy beside the entropy decoder's Python: two cores busy); the same inputs either
+    way."""
+    header = container.decode_header(data, representations.REGISTRY)[0]  # None: version 2
+    if header is None or not hasattr(model_of(header).representation, "inputs"):
         header, params = read(data, context.init_search, context.geometry)
         return decode_params(header, params, context)
-    xyz = coded_geometry(header, context.geometry)  # the cheap refusal first, before either thread starts
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        inputs = pool.submit(cloud_inputs, header, xyz)
+        inputs = pool.submit(decode_inputs, header, context)
         header, params = read(data, context.init_search, context.geometry)
-        return Decoded(header, colours_at(header, params, inputs.result()), xyz)
+        return decode_params(header, params, context, inputs.result())
 
 
 # --- point clouds: the short forms ---------------------------------------------------------------------------
@@ -513,10 +525,9 @@ def image_signal(pixels, config: CodecConfig = IMAGE) -> Signal:
 
 def decompress_image(data: bytes, scale: float = 1.0, init_search: tuple = ()) -> np.ndarray:
     """Decodes an image file with nothing but its bytes; scale > 1 samples the network on a finer grid."""
-    header, params = read(data, init_search)
-    if header.signal.kind != container.SIGNAL_IMAGE:
+    if read_header(data).signal.kind != container.SIGNAL_IMAGE:
         raise NicError("file does not hold an image")
-    return decode_params(header, params, DecodeContext(scale=scale)).values
+    return decode(data, DecodeContext(scale=scale, init_search=init_search)).values
 
 
 def compress_image(pixels, config: CodecConfig = IMAGE, *, progress: bool = True, callback=None) -> ImageResult:

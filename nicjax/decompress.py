@@ -35,7 +35,7 @@ def _output(source: str, extension: str) -> str:
     return output
 
 
-def decompress_image(source: str, data: bytes, header: container.Header, params, t0: float) -> None:
+def decompress_image(source: str, data: bytes, header: container.Header, init_search: tuple, t0: float) -> None:
     if FLAGS.geometry:
         cli.fail(f"{source} holds an image: --geometry is for point clouds", 2)
     output = _output(source, ".png")
@@ -49,7 +49,7 @@ def decompress_image(source: str, data: bytes, header: container.Header, params,
     if original is not None and original.pixels.shape != (height, width, channels):
         cli.fail(f"--original is {original.width}×{original.height}×{original.channels}, the decoded image would "
                  f"be {width}×{height}×{channels}: no PSNR", 2)
-    pixels = codec.decode_params(header, params, codec.DecodeContext(scale=FLAGS.scale)).values
+    pixels = codec.decode(data, codec.DecodeContext(scale=FLAGS.scale, init_search=init_search)).values
     seconds = time.perf_counter() - t0
     image.write_image(output, pixels)
     print(f"output  {output}")
@@ -91,8 +91,7 @@ def main(argv):
                                 f" ({file_codec.name.upper()})")
     init_search = (FLAGS.init,) if FLAGS.init else ()
     if codec.read_header(data).signal.kind == container.SIGNAL_IMAGE:
-        header, params = codec.read(data, init_search)
-        decompress_image(source, data, header, params, t0)
+        decompress_image(source, data, codec.read_header(data), init_search, t0)
     else:  # a latent file's payload decodes only with the geometry: the whole decode waits for it
         decompress_cloud(source, data, lambda context: codec.decode(
             data, dataclasses.replace(context, init_search=init_search)), t0)

@@ -589,8 +589,8 @@ def test_the_rate_models_own_learning_rate(cloud):
 def test_the_context_rate_model_sees_the_coders_contexts(cloud):
     """Training's context rate model (fit.context_rate_bits) reads each node's context from the same neighbours
     and with the same integer arithmetic as the coder (latent.context_kinds on the decoded classes before the
-    node's pass, which the coder's `_by_context` computes too), and prices each value under its context's Laplace; a training with it writes a file that
-    decodes."""
+    node's pass, which the coder's `_by_context` computes too), and prices each value under its context's
+    Laplace; a training with it writes a file that decodes."""
     import jax.numpy as jnp
 
     from nicjax import fit
