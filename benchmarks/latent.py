@@ -7,8 +7,7 @@
 Both codecs code the same cloud at their presets (latent: 'latent' preset at --lambda; SIREN: the default 64x5,
 8000 steps, 256 levels). Encode: wall seconds of codec.encode (training and writing; the geometry features are
 included for the latent). Decode: whole file after imports and a first warm-up decode (jit compiled), the best of
---repeats (each as the first decode of its geometry: the octree the latent representation keeps is dropped), as
-points per second; the latent decode split into its parts (container and entropy decoding with the
+--repeats, as points per second; the latent decode split into its parts (container and entropy decoding with the
 canonical check, the octree features, the network). Both rates and PSNRs are printed so that a faster codec is
 not read as a better one. --image: the same for an image, against the SIREN image preset (configs.IMAGE: 48x5, 3000
 steps; --siren_steps overrides), pixels per second, RGB PSNR.
@@ -33,12 +32,9 @@ _DATA = "../shared/data/pointclouds/8iVFB_cwi_codec_decoded/longdress_cwi_pcl_l3
 
 
 def best_of(f, repeats: int) -> float:
-    """The least wall time of f() over the repeats, each timed as the first decode of its geometry: the octree that
-    the latent representation keeps for its last geometry (shared by a decode's payload and features) is dropped
-    before each."""
+    """The least wall time of f() over the repeats (each decode builds its octree: `latent.keeping_octrees`)."""
     times = []
     for _ in range(repeats):
-        latent.forget_octrees()
         t = time.perf_counter()
         f()
         times.append(time.perf_counter() - t)
@@ -47,15 +43,15 @@ def best_of(f, repeats: int) -> float:
 
 def decode_parts(data: bytes, geometry, repeats: int) -> dict:
     """The latent decode's parts, each the least over the repeats of its time within one fresh decode (as
-    `codec.decode` runs them)."""
+    `codec.decode` runs them, but one after the other)."""
     best = {}
     for _ in range(repeats):
-        latent.forget_octrees()
-        t0 = time.perf_counter()
-        header, params = codec.read(data, geometry=geometry)
-        t1 = time.perf_counter()
-        inputs = codec.network_inputs(codec.model_of(header), codec.header_geometry(header, geometry))
-        t2 = time.perf_counter()
+        with latent.keeping_octrees():  # the features share the payload's octree, as in codec.decode
+            t0 = time.perf_counter()
+            header, params = codec.read(data, geometry=geometry)
+            t1 = time.perf_counter()
+            inputs = codec.network_inputs(codec.model_of(header), codec.header_geometry(header, geometry))
+            t2 = time.perf_counter()
         codec.colours_at(header, params, inputs)
         t3 = time.perf_counter()
         for label, s in (("container, entropy decoding and the canonical check", t1 - t0),

@@ -350,10 +350,11 @@ def least_cost_file(signal: Signal, p: Plan, params, level_choices) -> tuple[byt
 def encode(signal: Signal, config: CodecConfig, *, progress: bool = True, callback=None) -> Encoded:
     """Fits, quantizes and writes: the codec protocol's encode."""
     t0 = time.perf_counter()
-    p = plan(signal, config)
-    params, _ = train(signal, p, progress=progress, callback=callback)
-    t_fit = time.perf_counter()
-    data = code(signal, p, params, config.levels, progress=progress, level_choices=config.level_choices)
+    with latent.keeping_octrees():  # one octree and neighbour search for the plan, the rate model and each file
+        p = plan(signal, config)
+        params, _ = train(signal, p, progress=progress, callback=callback)
+        t_fit = time.perf_counter()
+        data = code(signal, p, params, config.levels, progress=progress, level_choices=config.level_choices)
     t_end = time.perf_counter()
     return Encoded(data, p.header, {"fit": t_fit - t0, "encode": t_end - t0})
 
@@ -431,7 +432,7 @@ def decode(data: bytes, context: DecodeContext = DecodeContext()) -> Decoded:
     if header is None or not hasattr(model_of(header).representation, "inputs"):
         header, params = read(data, context.init_search, context.geometry)
         return decode_params(header, params, context)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with latent.keeping_octrees(), concurrent.futures.ThreadPoolExecutor(1) as pool:
         inputs = pool.submit(decode_inputs, header, context)
         header, params = read(data, context.init_search, context.geometry)
         return decode_params(header, params, context, inputs.result())
@@ -498,9 +499,10 @@ def sample_cloud(data: bytes, geometry: np.ndarray, points: np.ndarray, init_sea
     geometry the file was coded for; points inside its bounding box are where the network was trained)."""
     if read_header(data).signal.kind != container.SIGNAL_POINTCLOUD:
         raise NicError("file does not hold a point cloud")
-    header, params = read(data, init_search, geometry)
-    xyz = coded_geometry(header, geometry)
-    return colours_at(header, params, cloud_inputs(header, xyz, np.asarray(points, np.float64)))
+    with latent.keeping_octrees():
+        header, params = read(data, init_search, geometry)
+        xyz = coded_geometry(header, geometry)
+        return colours_at(header, params, cloud_inputs(header, xyz, np.asarray(points, np.float64)))
 
 
 # --- images: the short forms ---------------------------------------------------------------------------------

@@ -440,14 +440,17 @@ def test_the_neighbour_table_holds_every_neighbour():
 def test_features_from_the_neighbour_table_are_the_searched_ones(monkeypatch):
     """At the geometry's own points (each in an occupied node) features read each cell's corners from the
     neighbour table; they are the key search's (random access keeps it), on sparse and dense clouds, at levels
-    from 2^0 (where voxel centres weigh only their own node) and above; the kept octree is the same object for
-    the same content and levels only."""
+    from 2^0 (where voxel centres weigh only their own node) and above. Within `keeping_octrees` the octree is
+    kept for the same content and levels only; outside, none is."""
     rng = np.random.default_rng(6)
     sparse = np.unique(rng.integers(0, 60, (2500, 3)), axis=0).astype(np.float64)
     for xyz, scales in ((sparse, (1, 2, 3)), (sparse, (0, 2, 4)), (cube(14), (0, 1, 2, 3))):
-        tree = latent.octree(xyz, scales)
-        assert latent.octree(xyz.copy(), scales) is tree
-        assert latent.octree(xyz, scales[1:]) is not tree
+        with latent.keeping_octrees():
+            tree = latent.octree(xyz, scales)
+            assert latent.octree(xyz.copy(), scales) is tree
+            assert latent.octree(xyz, scales[1:]) is not tree
+            assert latent.octree(xyz, scales) is not tree  # only the last one is kept
+        assert latent.octree(xyz, scales) is not latent.octree(xyz, scales)
         tree = latent.octree(xyz, scales)
         near = np.concatenate([xyz[:40] + rng.uniform(-0.5, 0.5, (40, 3)), xyz[:5] + 30.0])  # one off the frame
         fast, off = latent.features(tree, xyz), latent.features(tree, near)

@@ -24,6 +24,7 @@ container sizes the tensors from the header alone, and the decoder checks the tw
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -241,7 +242,7 @@ def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Octree:
     """The occupied nodes of each level (sorted keys) and the frame they live in; `derived` holds what is computed
-    from them once (`level_passes`, `neighbour_table`)."""
+    from them once (`level_passes`, `neighbour_table`; shared within `keeping_octrees`)."""
 
     low: np.ndarray  # (3,) the geometry's floor(min): points are placed relative to it
     keys: tuple  # per level: sorted int64 keys of the occupied nodes
@@ -249,31 +250,41 @@ class Octree:
     derived: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
-_LAST_OCTREE: dict = {}  # (the geometry's digest, scales) -> its Octree: the last one built
-# Held while the kept octree or one of its derived arrays is built, so that a decode's payload and its features,
-# computed side by side (`codec.decode`), build each once and share it.
+_KEPT: dict | None = None  # within `keeping_octrees`: (the geometry's digest, scales) -> the last Octree built
+# Held while an octree or one of its derived arrays is built, so that a decode's payload and its features, computed
+# side by side (`codec.decode`), build each once and share it.
 _BUILDING = threading.RLock()
 
 
+@contextlib.contextmanager
+def keeping_octrees():
+    """Within it (an encode, a decode: `codec`), `octree` keeps the last octree it built, keyed by the geometry's
+    bytes, with what is derived from it: a decode asks for it twice (the payload's contexts, then the features) and
+    an encode many times (training's inputs and rate model, each coded file), and they share one octree and one
+    neighbour search per level. Outside, every call builds its own, so nothing outlives the call that needed it."""
+    global _KEPT
+    outer = _KEPT
+    _KEPT = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _KEPT = outer
+
+
 def octree(geometry: np.ndarray, scales: tuple) -> Octree:
-    """The octree of a geometry at these levels. The last one built is kept, keyed by the geometry's content: a
-    decode asks for it twice (the payload's contexts, then the features), and both then share its neighbour
-    searches (`level_passes`)."""
+    """The octree of a geometry at these levels (the kept one, within `keeping_octrees`)."""
     xyz = np.ascontiguousarray(geometry, np.float64)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or not len(xyz) or not np.isfinite(xyz).all():
         raise ValueError("latents need an (N, 3) finite geometry")
-    key = (hashlib.blake2b(memoryview(xyz).cast("B"), digest_size=16).digest(), xyz.shape, tuple(scales))
     with _BUILDING:
-        if key not in _LAST_OCTREE:
-            tree = _build_octree(xyz, tuple(scales))
-            _LAST_OCTREE.clear()
-            _LAST_OCTREE[key] = tree
-        return _LAST_OCTREE[key]
-
-
-def forget_octrees() -> None:
-    """Drops the kept octree (benchmarks time a decode as the first of its geometry)."""
-    _LAST_OCTREE.clear()
+        kept = _KEPT
+        if kept is None:
+            return _build_octree(xyz, tuple(scales))
+        key = (hashlib.blake2b(memoryview(xyz).cast("B"), digest_size=16).digest(), xyz.shape, tuple(scales))
+        if key not in kept:
+            kept.clear()
+            kept[key] = _build_octree(xyz, tuple(scales))
+        return kept[key]
 
 
 def _build_octree(xyz: np.ndarray, scales: tuple) -> Octree:
