@@ -90,8 +90,9 @@ def main(argv):
         return decompress_cloud(source, data, lambda context: file_codec.decode(data, context), t0,
                                 f" ({file_codec.name.upper()})")
     init_search = (FLAGS.init,) if FLAGS.init else ()
-    if codec.read_header(data).signal.kind == container.SIGNAL_IMAGE:
-        decompress_image(source, data, codec.read_header(data), init_search, t0)
+    header = codec.read_header(data)
+    if header.signal.kind == container.SIGNAL_IMAGE:
+        decompress_image(source, data, header, init_search, t0)
     else:  # a latent file's payload decodes only with the geometry: the whole decode waits for it
         decompress_cloud(source, data, lambda context: codec.decode(
             data, dataclasses.replace(context, init_search=init_search)), t0)

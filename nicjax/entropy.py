@@ -50,9 +50,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import Counter
 import os
 import tempfile
+from collections import Counter
 from itertools import accumulate
 from typing import Iterable, Sequence
 
@@ -152,7 +152,8 @@ class _Counts:
         last = self.size - 1
         if last in seen:
             f = freq[last]
-            floor += seen[last] * (math.log2(f) - log_total - math.log2(min(1.0, f / total + (total - f) / _MIN_RANGE)))
+            share = min(1.0, f / total + (total - f) / _MIN_RANGE)
+            floor += seen[last] * (math.log2(f) - log_total - math.log2(share))
         freq = list(freq)
         for symbol, h in seen.items():
             freq[symbol] += _INC * h
@@ -380,6 +381,7 @@ def encode_ints(arrays: Sequence[np.ndarray], kinds: Sequence[int] | None = None
             started.add(kind)
     else:
         pieces = [(mode, plan.calls) for mode, plan, _ in planned.values()]
+
     def range_calls():
         for mode, calls in pieces:
             if mode is not None:

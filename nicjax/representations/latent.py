@@ -341,11 +341,11 @@ def for_geometry(config: LatentConfig, geometry: np.ndarray, point_level: bool =
 
 def features(tree: Octree, points: np.ndarray, flat: bool = False) -> np.ndarray:
     """(N, L·8 + 3) float32: per level, the indices of the 8 nodes around each point (−1 where that node is not
-    occupied, or weighs 0 at all the points asked; exact as float32: at most 2^24 nodes), then the point's
-    position in the octree's frame. The weights
-    are the network's work (`neighbour_weights`, in the jitted apply, which also knows the interpolation): computed
-    here in numpy they took most of the decode. A point in no occupied node at a level (possible only off the
-    geometry) gets feature 0 there. `flat`: the 4 nodes around it in its own z layer (`corners`), (N, L·4 + 3)."""
+    occupied, or weighs 0 at all the points asked; exact as float32: at most 2^24 nodes), then the point's position
+    in the octree's frame. The weights are the network's work (`neighbour_weights`, in the jitted apply, which also
+    knows the interpolation): computed here in numpy they took most of the decode. A point in no occupied node at a
+    level (possible only off the geometry) gets feature 0 there. `flat`: the 4 nodes around it in its own z layer
+    (`corners`), (N, L·4 + 3)."""
     cs = corners(flat)
     m = len(cs)
     # The position as the network will read it (float32), and the cells found from that same value, so that indices
