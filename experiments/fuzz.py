@@ -2,16 +2,16 @@
 
     python -m experiments.fuzz --cases 10000 --seed 0 --out fuzz.json [--rlimit_gb 2] [--cli 40]
 
-Every kind of valid file (a seeded point cloud, an RGB image (SIREN and latent), a 16-bit grayscale image, a zeros-reference cloud, a
-cloud coded against the shipped init artefact, a version-2 cloud file, the pinned golden version-2 file, a RAHT
-version-3 file, a cloud coded with latents on its octree) is damaged by bit flips, byte overwrites, truncations, insertions and header-field tampering
-(fields parsed from the layout and set to extreme values: 0, all ones, 2^k, non-minimal varints, ±0/inf/NaN
-floats), the CRC recomputed each time (what a buggy writer or an attacker makes), and decoded through the path the
-CLI takes. Each outcome is one of: error (NicError, one line), decoded (and the file re-encodes to the same bytes:
-canonical), crash (any other exception: its type and a reproducer saved under --reproducers), slow (over
---budget seconds), memory (MemoryError). `tests/test_fuzz.py` runs a few hundred cases of the same harness.
---cli N also runs `python -m nicjax.decompress` on N of the damaged files and checks each failure prints exactly
-one `error:` line and no traceback.
+Every kind of valid file (a seeded point cloud, an RGB image (SIREN and latent), a 16-bit grayscale image, a
+zeros-reference cloud, a cloud coded against the shipped init artefact, a version-2 cloud file, the pinned golden
+version-2 file, a RAHT version-3 file, a cloud coded with latents on its octree) is damaged by bit flips, byte
+overwrites, truncations, insertions and header-field tampering (fields parsed from the layout and set to extreme
+values: 0, all ones, 2^k, non-minimal varints, ±0/inf/NaN floats), the CRC recomputed each time (what a buggy writer
+or an attacker makes), and decoded through the path the CLI takes. Each outcome is one of: error (NicError, one
+line), decoded (and the file re-encodes to the same bytes: canonical), crash (any other exception: its type and a
+reproducer saved under --reproducers), slow (over --budget seconds), memory (MemoryError). `tests/test_fuzz.py` runs
+a few hundred cases of the same harness. --cli N also runs `python -m nicjax.decompress` on N of the damaged files
+and checks each failure prints exactly one `error:` line and no traceback.
 """
 
 from __future__ import annotations

@@ -154,21 +154,21 @@ class _Counts:
             f = freq[last]
             share = min(1.0, f / total + (total - f) / _MIN_RANGE)
             floor += seen[last] * (math.log2(f) - log_total - math.log2(share))
-        freq = list(freq)
-        for symbol, h in seen.items():
-            freq[symbol] += _INC * h
-            total += _INC * h
-        while total > _LIMIT:
-            freq = [(x + 1) >> 1 for x in freq]
-            total = sum(freq)
-        self.freq = freq
+        self._add(seen.items())
         return ideal, floor
 
     def update(self, hist: list[int]) -> None:
-        f = [x + _INC * h for x, h in zip(self.freq, hist)]
-        while sum(f) > _LIMIT:
-            f = [(x + 1) >> 1 for x in f]
-        self.freq = f
+        """The table after a block of symbols with histogram `hist` (the encoder's; the decoder's is `account`)."""
+        self._add(enumerate(hist))
+
+    def _add(self, counts) -> None:
+        """+_INC per symbol ((symbol, count) pairs), then all counts halved while their total exceeds _LIMIT."""
+        freq = list(self.freq)
+        for symbol, h in counts:
+            freq[symbol] += _INC * h
+        while sum(freq) > _LIMIT:
+            freq = [(x + 1) >> 1 for x in freq]
+        self.freq = freq
 
 
 class _Contexts:

@@ -416,9 +416,6 @@ def _own_nodes(tree: Octree, p: np.ndarray) -> list | None:
     return own
 
 
-_CODE_WEIGHTS = np.array([9, 3, 1])  # offset (or corner) per axis -> its `_offset_code` − 13
-
-
 # --- same-level context coding of the latents -----------------------------------------------------------------
 #
 # A level's nodes are coded in 8 passes by the parity class of their node index, (x & 1) | (y & 1) << 1 |
@@ -445,9 +442,12 @@ def level_passes(tree: Octree, level: int) -> list[tuple[np.ndarray, np.ndarray]
         return tree.derived["passes", level]
 
 
+_CODE_WEIGHTS = np.array([9, 3, 1])  # an offset (or corner) per axis -> its `_offset_code` − 13
+
+
 def _offset_code(d) -> int:
     """The column of offset d (each component −1, 0, 1) in a `neighbour_table`: 13 for the node itself."""
-    return int((d[0] + 1) * 9 + (d[1] + 1) * 3 + d[2] + 1)
+    return 13 + int(np.dot(d, _CODE_WEIGHTS))
 
 
 def neighbour_table(tree: Octree, level: int) -> np.ndarray:
@@ -456,23 +456,19 @@ def neighbour_table(tree: Octree, level: int) -> np.ndarray:
     differ in parity class, and the later class lists the earlier): each entry is written forwards and back.
     Computed once per octree."""
     with _BUILDING:
-        return _neighbour_table(tree, level)
-
-
-def _neighbour_table(tree: Octree, level: int) -> np.ndarray:
-    if ("neighbours", level) not in tree.derived:
-        count = len(tree.keys[level])
-        table = np.full((27, count), -1, np.int32)  # offset-major: each write below runs along one row
-        table[13] = np.arange(count)
-        for p, (sel, neighbours) in enumerate(level_passes(tree, level)):
-            for j, d in enumerate(_OFFSETS[(_OFFSET_CLASSES ^ p) < p]):
-                ok = np.flatnonzero(neighbours[:, j] >= 0)
-                node, found = sel[ok], neighbours[ok, j]
-                table[_offset_code(d), node] = found
-                table[_offset_code(-d), found] = node
-        table.flags.writeable = False
-        tree.derived["neighbours", level] = table
-    return tree.derived["neighbours", level]
+        if ("neighbours", level) not in tree.derived:
+            count = len(tree.keys[level])
+            table = np.full((27, count), -1, np.int32)  # offset-major: each write below runs along one row
+            table[13] = np.arange(count)
+            for p, (sel, neighbours) in enumerate(level_passes(tree, level)):
+                for j, d in enumerate(_OFFSETS[(_OFFSET_CLASSES ^ p) < p]):
+                    ok = np.flatnonzero(neighbours[:, j] >= 0)
+                    node, found = sel[ok], neighbours[ok, j]
+                    table[_offset_code(d), node] = found
+                    table[_offset_code(-d), found] = node
+            table.flags.writeable = False
+            tree.derived["neighbours", level] = table
+        return tree.derived["neighbours", level]
 
 
 def context_passes(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
